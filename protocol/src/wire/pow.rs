@@ -1,0 +1,291 @@
+//! PoC v2 through the MLNode proxy, `/api/v1/inference/pow/*` (mlnode-api §4.3, §4.6).
+
+use serde::{Deserialize, Serialize};
+
+fn default_k_dim() -> u32 {
+    12
+}
+
+/// The MLNode-level default `batch_size` (pydantic default, always forwarded).
+pub const DEFAULT_BATCH_SIZE: u32 = 32;
+
+fn default_batch_size() -> u32 {
+    DEFAULT_BATCH_SIZE
+}
+
+/// `params` (`PoCParamsModel`, `extra="forbid"`): an unknown key is a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoCParams {
+    pub model: String,
+    pub seq_len: u32,
+    #[serde(default = "default_k_dim")]
+    pub k_dim: u32,
+}
+
+/// `{"dtype":"f16","k_dim":12,"endian":"le"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encoding {
+    pub dtype: String,
+    pub k_dim: u32,
+    pub endian: String,
+}
+
+impl Encoding {
+    pub fn f16_le(k_dim: u32) -> Self {
+        Encoding {
+            dtype: "f16".into(),
+            k_dim,
+            endian: "le".into(),
+        }
+    }
+}
+
+/// `POST /api/v1/inference/pow/init/generate` body. `group_id`/`n_groups` from the client
+/// are ignored (the MLNode injects them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitGenerateRequest {
+    pub block_hash: String,
+    pub block_height: i64,
+    pub public_key: String,
+    pub node_id: i64,
+    pub node_count: i64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    pub params: PoCParams,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub poc_stronger_rng: bool,
+}
+
+/// What a replica receives: the MLNode body plus its group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaInitGenerateRequest {
+    #[serde(flatten)]
+    pub base: InitGenerateRequest,
+    pub group_id: u32,
+    pub n_groups: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortResult {
+    pub port: u16,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortError {
+    pub port: u16,
+    pub error: String,
+}
+
+/// `init/generate` 200 body (also returned on partial failure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitGenerateResponse {
+    pub status: String,
+    pub backends: u32,
+    pub n_groups: u32,
+    pub results: Vec<PortResult>,
+    pub errors: Option<Vec<PortError>>,
+}
+
+/// A replica's mining configuration as `/pow/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiningConfig {
+    pub block_hash: String,
+    pub block_height: i64,
+    pub public_key: String,
+    pub node_id: i64,
+    pub node_count: i64,
+    pub group_id: u32,
+    pub n_groups: u32,
+    pub seq_len: u32,
+    pub k_dim: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiningStats {
+    pub total_processed: u64,
+    pub nonces_per_second: f64,
+}
+
+/// One entry of `backends` in `/pow/status`: `GENERATING`, `IDLE` or `ERROR` (+ `detail`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    pub port: u16,
+    pub status: String,
+    #[serde(default)]
+    pub config: Option<MiningConfig>,
+    #[serde(default)]
+    pub stats: Option<MiningStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AggregateStatus {
+    NoBackends,
+    Generating,
+    Idle,
+    Mixed,
+}
+
+impl AggregateStatus {
+    /// all `GENERATING` → `GENERATING`; some → `MIXED`; all `IDLE` → `IDLE`; else `MIXED`.
+    pub fn of<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Self {
+        let (mut n, mut gen, mut idle) = (0usize, 0usize, 0usize);
+        for s in statuses {
+            n += 1;
+            match s {
+                "GENERATING" => gen += 1,
+                "IDLE" => idle += 1,
+                _ => {}
+            }
+        }
+        if n == 0 {
+            AggregateStatus::NoBackends
+        } else if gen == n {
+            AggregateStatus::Generating
+        } else if gen > 0 {
+            AggregateStatus::Mixed
+        } else if idle == n {
+            AggregateStatus::Idle
+        } else {
+            AggregateStatus::Mixed
+        }
+    }
+}
+
+/// `GET /api/v1/inference/pow/status` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowStatusResponse {
+    pub status: AggregateStatus,
+    pub backends: Vec<BackendStatus>,
+}
+
+/// `POST /api/v1/inference/pow/stop` body: either no backends, or the fan-out result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StopResponse {
+    Fanout {
+        status: String,
+        results: Vec<PortResult>,
+        errors: Option<Vec<PortError>>,
+    },
+    NoBackends {
+        status: String,
+        message: String,
+    },
+}
+
+/// One artifact: a nonce and its base64 vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub nonce: i64,
+    pub vector_b64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPayload {
+    pub artifacts: Vec<Artifact>,
+}
+
+/// `stat_test` as sent: every key optional, unknown keys (e.g. `p_value_threshold`) ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatTestOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dist_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_mismatch: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud_threshold: Option<f64>,
+}
+
+/// `POST /api/v1/inference/pow/generate` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub block_hash: String,
+    pub block_height: i64,
+    pub public_key: String,
+    pub node_id: i64,
+    pub node_count: i64,
+    pub nonces: Vec<i64>,
+    pub params: PoCParams,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationPayload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat_test: Option<StatTestOverrides>,
+    #[serde(default)]
+    pub poc_stronger_rng: bool,
+}
+
+/// The five verdict fields of a validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationResult {
+    pub n_total: u64,
+    pub n_mismatch: u64,
+    pub mismatch_nonces: Vec<i64>,
+    pub p_value: f64,
+    pub fraud_detected: bool,
+}
+
+/// Artifacts computed for explicit nonces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactsResult {
+    pub artifacts: Vec<Artifact>,
+    pub encoding: Encoding,
+}
+
+/// The result part of a completed job: a validation verdict or artifacts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobResult {
+    Validation(ValidationResult),
+    Artifacts(ArtifactsResult),
+}
+
+/// `POST /api/v1/inference/pow/generate` 200 body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GenerateResponse {
+    Completed {
+        status: String,
+        request_id: String,
+        #[serde(flatten)]
+        result: JobResult,
+    },
+    Queued {
+        status: String,
+        request_id: String,
+        queued_count: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// `GET /api/v1/inference/pow/generate/{request_id}` 200 body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPollResponse {
+    pub status: JobStatus,
+    pub request_id: String,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
