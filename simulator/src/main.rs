@@ -1,1 +1,168 @@
-fn main() {}
+//! `mlnode-sim`: serve a simulated MLNode. A thin shell over the `mlnode_sim` library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use mlnode_sim::fixtures;
+
+/// A simulated Gonka MLNode (PoC v2): the node's HTTP API without a GPU.
+#[derive(Debug, Parser)]
+#[command(name = "mlnode-sim", version)]
+struct Cli {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to bind; 0 picks one. The bound URL is printed on stdout as the first line.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// A shipped scenario name (see --list-scenarios) or a path to a scenario TOML file.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// A TOML config file in the scenario format ([node], [faults]); flags win over it.
+    #[arg(long, conflicts_with = "scenario")]
+    config: Option<PathBuf>,
+    /// vLLM instances (default: GPUs / (tp·pp) of the deploy, as the node computes it).
+    #[arg(long)]
+    replicas: Option<u32>,
+    /// GPUs on the simulated host.
+    #[arg(long)]
+    gpus: Option<u32>,
+    /// Seed for every random choice of the scenario.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Hardware profile (see --list-profiles).
+    #[arg(long)]
+    profile: Option<String>,
+    /// A repo already in the simulated HF cache (repeatable).
+    #[arg(long = "cached-model")]
+    cached_models: Vec<String>,
+    /// Start with this model deployed and running.
+    #[arg(long)]
+    deployed_model: Option<String>,
+    /// Download speed in GB per simulated second.
+    #[arg(long)]
+    download_gb_per_s: Option<f64>,
+    /// Simulated seconds from /inference/up to ready.
+    #[arg(long)]
+    deploy_seconds: Option<f64>,
+    /// The node's default PoC batch size.
+    #[arg(long)]
+    default_batch_size: Option<u32>,
+    /// Simulated seconds per wall second (e.g. 100 makes a 60 s deploy take 0.6 s).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Request body limit in bytes (413 above it).
+    #[arg(long)]
+    body_limit: Option<usize>,
+    /// Directory of golden references whose vectors the node serves (default: artifacts/).
+    #[arg(long)]
+    references: Option<PathBuf>,
+    /// Do not serve reference vectors; use only the generator.
+    #[arg(long)]
+    no_reference_backed: bool,
+    /// List the shipped scenarios and exit.
+    #[arg(long)]
+    list_scenarios: bool,
+    /// List the hardware profiles and exit.
+    #[arg(long)]
+    list_profiles: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    if cli.list_scenarios {
+        for s in fixtures::all_scenarios()? {
+            println!("{:<28} {}", s.name, s.description);
+        }
+        return Ok(());
+    }
+    if cli.list_profiles {
+        for p in fixtures::profiles()? {
+            println!(
+                "{:<26} {:>6.0} nonces/min  {}×{}  ({})",
+                p.name, p.nonces_per_min, p.gpus_per_instance, p.gpu, p.source
+            );
+        }
+        return Ok(());
+    }
+    let mut cfg = match (&cli.scenario, &cli.config) {
+        (Some(s), _) => fixtures::load_scenario(s)?.node,
+        (None, Some(path)) => fixtures::load_scenario(&path.display().to_string())?.node,
+        (None, None) => mlnode_sim::NodeConfig::default(),
+    };
+    if let Some(v) = cli.replicas {
+        cfg.replicas = Some(v);
+    }
+    if let Some(v) = cli.gpus {
+        cfg.gpus = Some(v);
+    }
+    if let Some(v) = cli.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = cli.profile {
+        cfg.profile = v;
+    }
+    cfg.cached_models.extend(cli.cached_models);
+    if let Some(v) = cli.deployed_model {
+        cfg.deployed_model = Some(v);
+    }
+    if let Some(v) = cli.download_gb_per_s {
+        cfg.download_gb_per_s = v;
+    }
+    if let Some(v) = cli.deploy_seconds {
+        cfg.deploy_seconds = v;
+    }
+    if let Some(v) = cli.default_batch_size {
+        cfg.default_batch_size = v;
+    }
+    if let Some(v) = cli.time_scale {
+        cfg.time_scale = v;
+    }
+    if let Some(v) = cli.body_limit {
+        cfg.body_limit_bytes = v;
+    }
+    if cli.no_reference_backed {
+        cfg.reference_backed = false;
+    }
+    let refs_dir = cli.references.unwrap_or_else(fixtures::default_artifacts_dir);
+    let refs = refs_dir.is_dir().then_some(refs_dir.as_path());
+    let node = mlnode_sim::build_node(cfg, refs)?;
+    let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
+        .await
+        .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
+    let addr = listener.local_addr()?;
+    println!("http://{addr}");
+    tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
+        time_scale = node.clock.scale(), "mlnode-sim listening");
+    mlnode_sim::serve(listener, node, shutdown_signal()).await?;
+    tracing::info!("mlnode-sim stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

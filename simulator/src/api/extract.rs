@@ -1,0 +1,190 @@
+//! A JSON body extractor that behaves like FastAPI/pydantic.
+//!
+//! - The body is parsed as JSON whatever the `Content-Type` (DAPI historically sent none;
+//!   the newest MLNode injects `application/json`).
+//! - Schema errors are `422 {"detail": [{"type", "loc", "msg", "input"}]}` with `loc`
+//!   starting at `"body"`, e.g. an unknown key inside `params` is
+//!   `{"type": "extra_forbidden", "loc": ["body", "params", "scheme"], ...}`.
+//! - A body over the limit is `413 {"detail": ...}`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+/// `Json<T>` for request bodies, with FastAPI's error shapes.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("Cannot read request body: {e}"))
+            }
+        })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+fn item(kind: &str, loc: Vec<Value>, msg: &str, input: Value) -> Value {
+    json!({"type": kind, "loc": loc, "msg": msg, "input": input})
+}
+
+/// Parse a body the way the node does, or produce its 422.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::unprocessable(json!([item(
+            "missing",
+            vec![json!("body")],
+            "Field required",
+            Value::Null
+        )])));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::unprocessable(json!([{
+            "type": "json_invalid",
+            "loc": ["body", e.column()],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": e.to_string()}
+        }]))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::unprocessable(json!([item(
+            "model_attributes_type",
+            vec![json!("body")],
+            "Input should be a valid dictionary or object to extract fields from",
+            value
+        )])));
+    }
+    serde_path_to_error::deserialize::<_, T>(&value).map_err(|e| {
+        let mut loc: Vec<Value> = vec![json!("body")];
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => loc.push(json!(index)),
+                serde_path_to_error::Segment::Map { key } => loc.push(json!(key)),
+                serde_path_to_error::Segment::Enum { variant } => loc.push(json!(variant)),
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let msg = e.inner().to_string();
+        let input = lookup(&value, &loc[1..]).cloned().unwrap_or(Value::Null);
+        let (kind, text) = classify(&msg, &mut loc);
+        let input = if kind == "missing" || kind == "extra_forbidden" {
+            lookup(&value, &loc[1..]).cloned().unwrap_or(input)
+        } else {
+            input
+        };
+        ApiError::unprocessable(json!([item(kind, loc, &text, input)]))
+    })
+}
+
+fn lookup<'a>(v: &'a Value, path: &[Value]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, seg| match seg {
+        Value::String(k) => cur.get(k.as_str()),
+        Value::Number(n) => cur.get(n.as_u64()? as usize),
+        _ => None,
+    })
+}
+
+fn field_name(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = start + msg[start..].find('`')?;
+    Some(msg[start..end].to_string())
+}
+
+/// Map a serde message onto pydantic's error type and message.
+fn classify(msg: &str, loc: &mut Vec<Value>) -> (&'static str, String) {
+    let mut push_field = |loc: &mut Vec<Value>| {
+        if let Some(f) = field_name(msg) {
+            if loc.last() != Some(&json!(f)) {
+                loc.push(json!(f));
+            }
+        }
+    };
+    if msg.starts_with("missing field") {
+        push_field(loc);
+        return ("missing", "Field required".into());
+    }
+    if msg.starts_with("unknown field") {
+        push_field(loc);
+        return ("extra_forbidden", "Extra inputs are not permitted".into());
+    }
+    let expected = msg.split("expected ").nth(1).unwrap_or("");
+    let (kind, text) = if ["u8", "u16", "u32", "u64", "i32", "i64", "usize", "integer"]
+        .iter()
+        .any(|t| expected.contains(t))
+    {
+        (
+            "int_parsing",
+            "Input should be a valid integer (in range for this field)",
+        )
+    } else if expected.contains("f64") || expected.contains("f32") || expected.contains("number") {
+        ("float_parsing", "Input should be a valid number")
+    } else if expected.contains("a string") {
+        ("string_type", "Input should be a valid string")
+    } else if expected.contains("a boolean") {
+        ("bool_type", "Input should be a valid boolean")
+    } else if expected.contains("sequence") {
+        ("list_type", "Input should be a valid list")
+    } else if expected.contains("struct") || expected.contains("map") {
+        (
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )
+    } else {
+        ("value_error", "")
+    };
+    if text.is_empty() {
+        (kind, msg.to_string())
+    } else {
+        (kind, text.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlnode_protocol::wire::InitGenerateRequest;
+
+    fn err(body: &str) -> Value {
+        parse::<InitGenerateRequest>(body.as_bytes())
+            .unwrap_err()
+            .detail
+    }
+
+    #[test]
+    fn pydantic_shapes() {
+        let d = err("");
+        assert_eq!(d[0]["type"], "missing");
+        assert_eq!(d[0]["loc"], json!(["body"]));
+        let d = err("{not json");
+        assert_eq!(d[0]["type"], "json_invalid");
+        let d = err("[1,2]");
+        assert_eq!(d[0]["type"], "model_attributes_type");
+        let d = err(r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8,"scheme":"decode"}}"#);
+        assert_eq!(d[0]["type"], "extra_forbidden");
+        assert_eq!(d[0]["loc"], json!(["body", "params", "scheme"]));
+        assert_eq!(d[0]["input"], "decode");
+        let d = err(r#"{"block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#);
+        assert_eq!(d[0]["type"], "missing");
+        assert_eq!(d[0]["loc"], json!(["body", "block_hash"]));
+        let d = err(r#"{"block_hash":"h","block_height":"x","public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#);
+        assert_eq!(d[0]["type"], "int_parsing");
+        assert_eq!(d[0]["loc"], json!(["body", "block_height"]));
+        assert_eq!(d[0]["input"], "x");
+        let d = err(r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"batch_size":-4,"params":{"model":"m","seq_len":8}}"#);
+        assert_eq!(d[0]["loc"], json!(["body", "batch_size"]));
+    }
+}

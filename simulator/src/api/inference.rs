@@ -1,0 +1,44 @@
+//! `/api/v1/inference/up*` and `/down` (mlnode-api §4.2).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use mlnode_protocol::wire::{InferenceInitRequest, StartupStatus, StatusMessage};
+
+use super::extract::Json;
+use crate::error::ApiError;
+use crate::node::Node;
+
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/api/v1/inference/up", post(up))
+        .route("/api/v1/inference/up/async", post(up_async))
+        .route("/api/v1/inference/up/status", get(status))
+        .route("/api/v1/inference/down", post(down))
+}
+
+/// Synchronous: blocks until the startup ends (what DAPI uses).
+async fn up(
+    State(node): State<Arc<Node>>,
+    Json(req): Json<InferenceInitRequest>,
+) -> Result<axum::Json<StatusMessage>, ApiError> {
+    Ok(axum::Json(node.inference_up_sync(&req).await?))
+}
+
+/// 200 (not 202) with `{"status":"starting",...}`.
+async fn up_async(
+    State(node): State<Arc<Node>>,
+    Json(req): Json<InferenceInitRequest>,
+) -> Result<axum::Json<StatusMessage>, ApiError> {
+    Ok(axum::Json(node.inference_up(&req)?))
+}
+
+async fn status(State(node): State<Arc<Node>>) -> axum::Json<StartupStatus> {
+    axum::Json(node.up_status())
+}
+
+async fn down(State(node): State<Arc<Node>>) -> axum::Json<StatusMessage> {
+    axum::Json(node.inference_down())
+}

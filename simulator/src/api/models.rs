@@ -1,0 +1,54 @@
+//! `/api/v1/models/*` (mlnode-api §4.1).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use mlnode_protocol::wire::{
+    DeleteModelResponse, DownloadStartResponse, Model, ModelListResponse, ModelStatusResponse,
+    SpaceResponse,
+};
+
+use super::extract::Json;
+use crate::error::ApiError;
+use crate::node::Node;
+
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/api/v1/models/status", post(status))
+        .route("/api/v1/models/download", post(download))
+        .route("/api/v1/models", axum::routing::delete(delete))
+        .route("/api/v1/models/list", get(list))
+        .route("/api/v1/models/space", get(space))
+}
+
+async fn status(
+    State(node): State<Arc<Node>>,
+    Json(model): Json<Model>,
+) -> axum::Json<ModelStatusResponse> {
+    axum::Json(node.models_status(&model))
+}
+
+async fn download(
+    State(node): State<Arc<Node>>,
+    Json(model): Json<Model>,
+) -> Result<(StatusCode, axum::Json<DownloadStartResponse>), ApiError> {
+    Ok((StatusCode::ACCEPTED, axum::Json(node.models_download(&model)?)))
+}
+
+async fn delete(
+    State(node): State<Arc<Node>>,
+    Json(model): Json<Model>,
+) -> Result<axum::Json<DeleteModelResponse>, ApiError> {
+    Ok(axum::Json(node.models_delete(&model)?))
+}
+
+async fn list(State(node): State<Arc<Node>>) -> axum::Json<ModelListResponse> {
+    axum::Json(node.models_list())
+}
+
+async fn space(State(node): State<Arc<Node>>) -> axum::Json<SpaceResponse> {
+    axum::Json(node.models_space())
+}

@@ -1,0 +1,90 @@
+//! Node state, health and utilities (mlnode-api §4.4).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use mlnode_protocol::wire::{ReadyResponse, StateResponse, StatusMessage, VersionsResponse};
+use serde_json::json;
+
+use crate::node::Node;
+
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .route("/api/v1/state", get(state))
+        .route("/api/v1/versions", get(versions))
+        .route("/api/v1/stop", post(stop))
+        .route("/api/v1/clock", get(clock))
+        .route("/api/v1/gpu/devices", get(gpu_devices))
+        .route("/api/v1/gpu/driver", get(gpu_driver))
+        .route("/api/v1/pow/status", get(legacy_pow_status))
+}
+
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    let h = node.health();
+    let code = if h.status == "healthy" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(h)).into_response()
+}
+
+async fn ready(State(node): State<Arc<Node>>) -> Response {
+    let ready = node.ready();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(ReadyResponse { ready })).into_response()
+}
+
+async fn state(State(node): State<Arc<Node>>) -> axum::Json<StateResponse> {
+    axum::Json(node.state())
+}
+
+async fn versions(State(node): State<Arc<Node>>) -> axum::Json<VersionsResponse> {
+    axum::Json(node.versions())
+}
+
+async fn stop(State(node): State<Arc<Node>>) -> axum::Json<StatusMessage> {
+    axum::Json(node.inference_down())
+}
+
+fn unix_ns() -> HeaderValue {
+    let ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    HeaderValue::from(ns as u64)
+}
+
+/// `204`, empty body, receive/send timestamps in unix ns.
+async fn clock() -> Response {
+    let mut h = HeaderMap::new();
+    h.insert("X-Server-Recv-Ns", unix_ns());
+    h.insert("X-Server-Send-Ns", unix_ns());
+    (StatusCode::NO_CONTENT, h).into_response()
+}
+
+async fn gpu_devices(State(node): State<Arc<Node>>) -> axum::Json<serde_json::Value> {
+    let devices = node.gpu_devices();
+    axum::Json(json!({ "count": devices.len(), "devices": devices }))
+}
+
+async fn gpu_driver() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"driver_version": "550.54.15", "cuda_driver_version": "12.4", "nvml_version": "12.550.54.15"}))
+}
+
+/// Legacy PoC v1 status on the MLNode port (mlnode-api §4.7).
+async fn legacy_pow_status() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "IDLE", "is_model_initialized": false}))
+}

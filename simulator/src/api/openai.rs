@@ -1,0 +1,57 @@
+//! The inference data plane on the MLNode port (mlnode-api §4.5): enough for DAPI's
+//! `/v1/models` check and for chat gating while mining.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use crate::node::Node;
+
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(completion))
+        .route("/v1/completions", post(completion))
+}
+
+fn no_backend() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "No vLLM backend available").into_response()
+}
+
+async fn models(State(node): State<Arc<Node>>) -> Response {
+    match node.inference_target() {
+        None => no_backend(),
+        Some((model, _)) => axum::Json(json!({
+            "object": "list",
+            "data": [{"id": model, "object": "model", "owned_by": "vllm", "root": model}]
+        }))
+        .into_response(),
+    }
+}
+
+/// 503 with the plugin's gating body while mining; a canned completion otherwise.
+async fn completion(State(node): State<Arc<Node>>) -> Response {
+    match node.inference_target() {
+        None => no_backend(),
+        Some((_, true)) => {
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "poc_generation_active", "reason": "init-generate", "retry_after_ms": 1000})),
+            )
+                .into_response();
+            r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+            r
+        }
+        Some((model, false)) => axum::Json(json!({
+            "id": "cmpl-sim", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "(simulated completion)"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        }))
+        .into_response(),
+    }
+}
