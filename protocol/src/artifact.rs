@@ -94,10 +94,12 @@ fn req<'a>(m: &'a Map<String, Value>, key: &'static str) -> Result<&'a Value, Re
 }
 
 fn as_str(v: &Value, key: &'static str) -> Result<String, ReferenceError> {
-    v.as_str().map(str::to_owned).ok_or(ReferenceError::WrongType {
-        key,
-        expected: "a string",
-    })
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or(ReferenceError::WrongType {
+            key,
+            expected: "a string",
+        })
 }
 
 fn as_i64(v: &Value, key: &'static str) -> Result<i64, ReferenceError> {
@@ -288,7 +290,10 @@ impl Reference {
             m.insert("dist_threshold".into(), Value::from(v));
         }
         if let Some(v) = self.collection_batch_size {
-            m.insert("collection_batch_size".into(), v.map_or(Value::Null, Value::from));
+            m.insert(
+                "collection_batch_size".into(),
+                v.map_or(Value::Null, Value::from),
+            );
         }
         if let Some(v) = &self.additional_args {
             m.insert("additional_args".into(), Value::from(v.clone()));
@@ -300,7 +305,10 @@ impl Reference {
             m.insert("generated_at".into(), Value::from(v.clone()));
         }
         if let Some(v) = &self.encoding {
-            m.insert("encoding".into(), serde_json::to_value(v).unwrap_or(Value::Null));
+            m.insert(
+                "encoding".into(),
+                serde_json::to_value(v).unwrap_or(Value::Null),
+            );
         }
         if let Some(v) = &self.stat_test {
             m.insert("stat_test".into(), Value::Object(v.clone()));
@@ -377,7 +385,10 @@ mod tests {
         assert_eq!(m.artifacts.len(), 200);
         assert_eq!(m.additional_args.as_ref().map(Vec::len), Some(18));
         let o = m.stat_test_overrides();
-        assert_eq!((o.dist_threshold, o.p_mismatch, o.fraud_threshold), (Some(0.75), Some(0.1), Some(0.05)));
+        assert_eq!(
+            (o.dist_threshold, o.p_mismatch, o.fraud_threshold),
+            (Some(0.75), Some(0.1), Some(0.05))
+        );
         assert_eq!(m.public_key, "test_pub_keys_v2");
     }
 
@@ -415,7 +426,11 @@ mod tests {
             m["artifacts"][3]["vector_b64"] = Value::from("%%%");
         }))
         .unwrap_err();
-        assert!(e.to_string().starts_with("bad vector at nonce 3: invalid base64"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("bad vector at nonce 3: invalid base64"),
+            "{e}"
+        );
 
         let e = Reference::parse(&with(|m| {
             m["artifacts"][4]["vector_b64"] = Value::from("ADw=");
@@ -446,8 +461,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.to_string(), "key 'seq_len' must be a positive integer");
 
-        assert!(matches!(Reference::parse("[1]"), Err(ReferenceError::NotAnObject)));
-        assert!(matches!(Reference::parse("{"), Err(ReferenceError::Json(_))));
+        assert!(matches!(
+            Reference::parse("[1]"),
+            Err(ReferenceError::NotAnObject)
+        ));
+        assert!(matches!(
+            Reference::parse("{"),
+            Err(ReferenceError::Json(_))
+        ));
     }
 
     #[test]

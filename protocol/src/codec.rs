@@ -153,7 +153,10 @@ mod tests {
             Err(DecodeError::InvalidBase64(_))
         ));
         assert_eq!(Vector::decode_any("AAA=").unwrap().len(), 1);
-        assert_eq!(Vector::decode_any("AAAA"), Err(DecodeError::OddByteCount(3)));
+        assert_eq!(
+            Vector::decode_any("AAAA"),
+            Err(DecodeError::OddByteCount(3))
+        );
         assert_eq!(
             Vector::decode("ADw=", 12),
             Err(DecodeError::WrongLength {

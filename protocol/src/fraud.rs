@@ -227,7 +227,10 @@ mod tests {
         ];
         for &(k, n, p, expected) in cases {
             let got = binomial_upper_tail(k, n, p);
-            assert!(close(got, expected, 1e-7), "P[X>={k}] n={n} p={p}: {got} vs {expected}");
+            assert!(
+                close(got, expected, 1e-7),
+                "P[X>={k}] n={n} p={p}: {got} vs {expected}"
+            );
         }
     }
 
@@ -246,8 +249,15 @@ mod tests {
     #[test]
     fn strict_less_than_threshold() {
         let p = binomial_upper_tail(1, 32, 0.001);
-        assert!(!fraud_test(1, 32, 0.001, p).unwrap().fraud_detected, "p == α is not fraud");
-        assert!(fraud_test(1, 32, 0.001, p * (1.0 + 1e-12)).unwrap().fraud_detected);
+        assert!(
+            !fraud_test(1, 32, 0.001, p).unwrap().fraud_detected,
+            "p == α is not fraud"
+        );
+        assert!(
+            fraud_test(1, 32, 0.001, p * (1.0 + 1e-12))
+                .unwrap()
+                .fraud_detected
+        );
         // The defaults: 1 of 32 tolerated, 2 of 32 convicted.
         assert!(!fraud_test(1, 32, 0.001, 0.01).unwrap().fraud_detected);
         assert!(fraud_test(2, 32, 0.001, 0.01).unwrap().fraud_detected);
@@ -262,7 +272,10 @@ mod tests {
         assert!(fraud_test(1, 2, f64::NAN, 0.01).is_err());
         assert!(matches!(
             fraud_test(1, 2, 0.1, -0.1),
-            Err(StatTestError::BadThreshold { name: "fraud_threshold", .. })
+            Err(StatTestError::BadThreshold {
+                name: "fraud_threshold",
+                ..
+            })
         ));
         assert!(fraud_test(1, 2, 0.1, f64::INFINITY).is_err());
         assert!(check_dist_threshold(f64::NAN).is_err());
@@ -280,6 +293,10 @@ mod tests {
             f *= f64::from(n);
             assert!(close(ln_gamma(f64::from(n) + 1.0), f.ln(), 1e-13), "n={n}");
         }
-        assert!(close(ln_gamma(0.5), std::f64::consts::PI.sqrt().ln(), 1e-13));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-13
+        ));
     }
 }

@@ -50,7 +50,10 @@ mod tests {
         assert_eq!(safe_id("org\\x:y"), "org-x-y");
         assert_eq!(safe_id(".."), "__");
         assert_eq!(safe_id(""), "_");
-        assert_eq!(reference_file_name("zai-org/GLM-5.3-Flash"), "zai-org-glm-5.3-flash.json");
+        assert_eq!(
+            reference_file_name("zai-org/GLM-5.3-Flash"),
+            "zai-org-glm-5.3-flash.json"
+        );
     }
 
     proptest! {

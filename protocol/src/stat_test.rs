@@ -174,6 +174,9 @@ mod tests {
             ..Default::default()
         };
         let m = SERVER_DEFAULTS.merged(&o);
-        assert_eq!((m.dist_threshold, m.p_mismatch, m.fraud_threshold), (0.02, 0.001, 0.05));
+        assert_eq!(
+            (m.dist_threshold, m.p_mismatch, m.fraud_threshold),
+            (0.02, 0.001, 0.05)
+        );
     }
 }

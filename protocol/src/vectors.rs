@@ -158,7 +158,12 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         for d in [0.01, 0.1, 0.3, 0.75, 1.41, 1.99] {
             let w = perturb(&v, d, &mut rng);
-            let dist: f64 = v.iter().zip(&w).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            let dist: f64 = v
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                .sqrt();
             assert!((dist - d).abs() < 1e-9, "{dist} vs {d}");
             let n: f64 = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             assert!((n - 1.0).abs() < 1e-12);

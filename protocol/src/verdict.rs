@@ -87,19 +87,39 @@ mod tests {
             .collect();
         received[17].vector_b64 = unit(18).encode();
         received[3].vector_b64 = String::new();
-        let r = validate(&nonces, &received, |n| Some(unit(n as usize)), &SERVER_DEFAULTS).unwrap();
-        assert_eq!((r.n_total, r.n_mismatch, r.mismatch_nonces.clone()), (32, 1, vec![17]));
+        let r = validate(
+            &nonces,
+            &received,
+            |n| Some(unit(n as usize)),
+            &SERVER_DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.n_total, r.n_mismatch, r.mismatch_nonces.clone()),
+            (32, 1, vec![17])
+        );
         assert!(!r.fraud_detected);
         assert!((r.p_value - 0.03150892424).abs() < 1e-9);
 
         received[20].vector_b64 = unit(0).encode();
-        let r = validate(&nonces, &received, |n| Some(unit(n as usize)), &SERVER_DEFAULTS).unwrap();
+        let r = validate(
+            &nonces,
+            &received,
+            |n| Some(unit(n as usize)),
+            &SERVER_DEFAULTS,
+        )
+        .unwrap();
         assert_eq!(r.mismatch_nonces, vec![17, 20]);
         assert!(r.fraud_detected);
 
         // A nonce the node did not compute is not counted but stays in n_total.
-        let r = validate(&nonces, &received, |n| (n != 17).then(|| unit(n as usize)), &SERVER_DEFAULTS)
-            .unwrap();
+        let r = validate(
+            &nonces,
+            &received,
+            |n| (n != 17).then(|| unit(n as usize)),
+            &SERVER_DEFAULTS,
+        )
+        .unwrap();
         assert_eq!((r.n_total, r.mismatch_nonces.clone()), (32, vec![20]));
     }
 

@@ -10,13 +10,19 @@ use serde_json::{json, Value};
 /// Parse the spec's body, re-serialise, and require the same JSON value.
 fn round_trip<T: DeserializeOwned + Serialize>(body: Value) -> T {
     let t: T = serde_json::from_value(body.clone()).expect("parses");
-    assert_eq!(serde_json::to_value(&t).unwrap(), body, "round trip changed the body");
+    assert_eq!(
+        serde_json::to_value(&t).unwrap(),
+        body,
+        "round trip changed the body"
+    );
     t
 }
 
 #[test]
 fn models_bodies() {
-    round_trip::<Model>(json!({"hf_repo": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "hf_commit": null}));
+    round_trip::<Model>(
+        json!({"hf_repo": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "hf_commit": null}),
+    );
     let m: Model = serde_json::from_value(json!({"hf_repo": "a/b"})).unwrap();
     assert_eq!(m.task_id(), "a/b:latest");
     let s = round_trip::<ModelStatusResponse>(json!({
@@ -28,9 +34,15 @@ fn models_bodies() {
         "progress": null, "error_message": "Repository not found: x/y"}));
     round_trip::<DownloadStartResponse>(json!({"task_id": "a/b:latest", "status": "IGNORED",
         "model": {"hf_repo": "a/b", "hf_commit": null}}));
-    round_trip::<DeleteModelResponse>(json!({"status": "deleted", "model": {"hf_repo": "a/b", "hf_commit": "abc"}}));
-    round_trip::<ModelListResponse>(json!({"models": [{"model": {"hf_repo": "a/b", "hf_commit": "abc"}, "status": "DOWNLOADED"}]}));
-    round_trip::<SpaceResponse>(json!({"cache_size_gb": 12.5, "available_gb": 100.25, "cache_path": "/root/.cache/huggingface/hub"}));
+    round_trip::<DeleteModelResponse>(
+        json!({"status": "deleted", "model": {"hf_repo": "a/b", "hf_commit": "abc"}}),
+    );
+    round_trip::<ModelListResponse>(
+        json!({"models": [{"model": {"hf_repo": "a/b", "hf_commit": "abc"}, "status": "DOWNLOADED"}]}),
+    );
+    round_trip::<SpaceResponse>(
+        json!({"cache_size_gb": 12.5, "available_gb": 100.25, "cache_path": "/root/.cache/huggingface/hub"}),
+    );
 }
 
 #[test]
@@ -39,12 +51,24 @@ fn inference_bodies() {
         "additional_args": ["--tensor-parallel-size", "4", "--max-model-len", "240000"]}));
     let missing_dtype = serde_json::from_value::<InferenceInitRequest>(json!({"model": "m"}));
     assert!(missing_dtype.is_err(), "dtype is required");
-    let r: InferenceInitRequest = serde_json::from_value(json!({"model": "m", "dtype": "auto", "hf_revision": "x"})).unwrap();
-    assert!(r.additional_args.is_empty(), "unknown top-level keys are ignored");
-    round_trip::<StartupStatus>(json!({"status":"not_started","is_starting":false,"is_running":false,"elapsed_seconds":null,"error":null}));
-    round_trip::<StartupStatus>(json!({"status":"in_progress","is_starting":true,"is_running":false,"elapsed_seconds":41.7,"error":null}));
-    round_trip::<StartupStatus>(json!({"status":"cancelled","is_starting":false,"is_running":false,"elapsed_seconds":null,"error":"Startup was cancelled"}));
-    round_trip::<StatusMessage>(json!({"status":"starting","message":"Inference startup initiated in background"}));
+    let r: InferenceInitRequest =
+        serde_json::from_value(json!({"model": "m", "dtype": "auto", "hf_revision": "x"})).unwrap();
+    assert!(
+        r.additional_args.is_empty(),
+        "unknown top-level keys are ignored"
+    );
+    round_trip::<StartupStatus>(
+        json!({"status":"not_started","is_starting":false,"is_running":false,"elapsed_seconds":null,"error":null}),
+    );
+    round_trip::<StartupStatus>(
+        json!({"status":"in_progress","is_starting":true,"is_running":false,"elapsed_seconds":41.7,"error":null}),
+    );
+    round_trip::<StartupStatus>(
+        json!({"status":"cancelled","is_starting":false,"is_running":false,"elapsed_seconds":null,"error":"Startup was cancelled"}),
+    );
+    round_trip::<StatusMessage>(
+        json!({"status":"starting","message":"Inference startup initiated in background"}),
+    );
     round_trip::<StatusMessage>(json!({"status":"OK"}));
 }
 
@@ -54,13 +78,23 @@ fn pow_bodies() {
         "batch_size":32,"params":{"model":"m","seq_len":1024,"k_dim":12},"url":null,"poc_stronger_rng":false});
     round_trip::<InitGenerateRequest>(init);
     // Defaults: batch_size 32, k_dim 12.
-    let r: InitGenerateRequest = serde_json::from_value(json!({"block_hash":"h","block_height":1,"public_key":"p",
-        "node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}})).unwrap();
-    assert_eq!((r.batch_size, r.params.k_dim, r.poc_stronger_rng), (32, 12, false));
+    let r: InitGenerateRequest =
+        serde_json::from_value(json!({"block_hash":"h","block_height":1,"public_key":"p",
+        "node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}))
+        .unwrap();
+    assert_eq!(
+        (r.batch_size, r.params.k_dim, r.poc_stronger_rng),
+        (32, 12, false)
+    );
     // Unknown key in params is rejected.
-    let bad = serde_json::from_value::<InitGenerateRequest>(json!({"block_hash":"h","block_height":1,"public_key":"p",
-        "node_id":0,"node_count":1,"params":{"model":"m","seq_len":8,"scheme":"decode"}}));
-    assert!(bad.unwrap_err().to_string().contains("unknown field `scheme`"));
+    let bad = serde_json::from_value::<InitGenerateRequest>(
+        json!({"block_hash":"h","block_height":1,"public_key":"p",
+        "node_id":0,"node_count":1,"params":{"model":"m","seq_len":8,"scheme":"decode"}}),
+    );
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("unknown field `scheme`"));
 
     round_trip::<InitGenerateResponse>(json!({"status":"OK","backends":2,"n_groups":2,
         "results":[{"port":5001,"status":"OK"},{"port":5002,"status":"OK"}],"errors":null}));
@@ -79,30 +113,50 @@ fn pow_bodies() {
 
     let s = round_trip::<StopResponse>(json!({"status":"OK","message":"No backends to stop"}));
     assert!(matches!(s, StopResponse::NoBackends { .. }));
-    let s = round_trip::<StopResponse>(json!({"status":"OK","results":[{"port":5001,"status":"stopped"}],"errors":null}));
+    let s = round_trip::<StopResponse>(
+        json!({"status":"OK","results":[{"port":5001,"status":"stopped"}],"errors":null}),
+    );
     assert!(matches!(s, StopResponse::Fanout { .. }));
 
-    let gen = round_trip::<GenerateRequest>(json!({"block_hash":"h","block_height":100,"public_key":"pk","node_id":0,
+    let gen = round_trip::<GenerateRequest>(
+        json!({"block_hash":"h","block_height":100,"public_key":"pk","node_id":0,
         "node_count":1,"nonces":[0,1],"params":{"model":"m","seq_len":1024,"k_dim":12},"batch_size":64,"wait":true,
         "validation":{"artifacts":[{"nonce":0,"vector_b64":"AAAA"},{"nonce":1,"vector_b64":"BBBB"}]},
-        "stat_test":{"dist_threshold":0.02,"p_mismatch":0.001,"fraud_threshold":0.01},"poc_stronger_rng":false}));
+        "stat_test":{"dist_threshold":0.02,"p_mismatch":0.001,"fraud_threshold":0.01},"poc_stronger_rng":false}),
+    );
     assert!(gen.wait);
     // DAPI's p_value_threshold is silently ignored.
-    let g: GenerateRequest = serde_json::from_value(json!({"block_hash":"h","block_height":1,"public_key":"p",
+    let g: GenerateRequest =
+        serde_json::from_value(json!({"block_hash":"h","block_height":1,"public_key":"p",
         "node_id":0,"node_count":1,"nonces":[],"params":{"model":"m","seq_len":8},
-        "stat_test":{"p_value_threshold":0.05}})).unwrap();
+        "stat_test":{"p_value_threshold":0.05}}))
+        .unwrap();
     assert_eq!(g.stat_test, Some(StatTestOverrides::default()));
     assert!(!g.wait);
 
-    let q = round_trip::<GenerateResponse>(json!({"status":"queued","request_id":"5002:3f0c-uuid","queued_count":3}));
+    let q = round_trip::<GenerateResponse>(
+        json!({"status":"queued","request_id":"5002:3f0c-uuid","queued_count":3}),
+    );
     assert!(matches!(q, GenerateResponse::Queued { .. }));
     let a = round_trip::<GenerateResponse>(json!({"status":"completed","request_id":"u",
         "artifacts":[{"nonce":0,"vector_b64":"2jYFL4s4LLU4K7exsizfNKu3xq4Wp/gq"}],
         "encoding":{"dtype":"f16","k_dim":12,"endian":"le"}}));
-    assert!(matches!(a, GenerateResponse::Completed { result: JobResult::Artifacts(_), .. }));
+    assert!(matches!(
+        a,
+        GenerateResponse::Completed {
+            result: JobResult::Artifacts(_),
+            ..
+        }
+    ));
     let v = round_trip::<GenerateResponse>(json!({"status":"completed","request_id":"u",
         "n_total":32,"n_mismatch":1,"mismatch_nonces":[17],"p_value":0.0315,"fraud_detected":false}));
-    assert!(matches!(v, GenerateResponse::Completed { result: JobResult::Validation(_), .. }));
+    assert!(matches!(
+        v,
+        GenerateResponse::Completed {
+            result: JobResult::Validation(_),
+            ..
+        }
+    ));
 
     round_trip::<JobPollResponse>(json!({"status":"queued","request_id":"5001:u"}));
     round_trip::<JobPollResponse>(json!({"status":"failed","request_id":"5001:u","error":"boom"}));
@@ -112,11 +166,17 @@ fn pow_bodies() {
 
 #[test]
 fn node_and_callback_bodies() {
-    round_trip::<StateResponse>(json!({"state":"INFERENCE","version":"1.2.3","poc_status":"IDLE",
-        "inference_healthy":true,"loaded_model":"m","poc_validation_inference":false}));
-    round_trip::<StateResponse>(json!({"state":"STOPPED","version":"1.2.3","poc_status":null,
-        "inference_healthy":null,"loaded_model":null,"poc_validation_inference":false}));
-    round_trip::<VersionsResponse>(json!({"version":"1","vllm_version":null,"poc_validation_inference":false}));
+    round_trip::<StateResponse>(
+        json!({"state":"INFERENCE","version":"1.2.3","poc_status":"IDLE",
+        "inference_healthy":true,"loaded_model":"m","poc_validation_inference":false}),
+    );
+    round_trip::<StateResponse>(
+        json!({"state":"STOPPED","version":"1.2.3","poc_status":null,
+        "inference_healthy":null,"loaded_model":null,"poc_validation_inference":false}),
+    );
+    round_trip::<VersionsResponse>(
+        json!({"version":"1","vllm_version":null,"poc_validation_inference":false}),
+    );
     round_trip::<HealthResponse>(json!({"status":"healthy","service_state":"INFERENCE",
         "gpu":{"available":true,"count":1,"devices":[{"index":0,"name":"NVIDIA H100 80GB HBM3","total_memory_mb":81559,
           "free_memory_mb":80000,"used_memory_mb":1559,"utilization_percent":0,"temperature_c":31,"is_available":true,"error_message":null}]},
@@ -125,21 +185,36 @@ fn node_and_callback_bodies() {
     round_trip::<ErrorBody>(json!({"detail":"No vLLM backends available"}));
     let e = round_trip::<ErrorBody>(json!({"detail":{"errors":[{"port":5001,"error":"x"}]}}));
     assert_eq!(e.detail_text(), r#"{"errors":[{"port":5001,"error":"x"}]}"#);
-    round_trip::<GeneratedCallback>(json!({"public_key":"pk","block_hash":"h","block_height":100,"node_id":0,
-        "artifacts":[{"nonce":7,"vector_b64":"x"}],"encoding":{"dtype":"f16","k_dim":12,"endian":"le"}}));
-    round_trip::<GeneratedCallback>(json!({"request_id":"u","public_key":"pk","block_hash":"h","block_height":100,"node_id":0,
-        "artifacts":[],"encoding":{"dtype":"f16","k_dim":12,"endian":"le"}}));
-    round_trip::<ValidatedCallback>(json!({"request_id":"u","block_hash":"h","block_height":100,"public_key":"pk",
-        "node_id":0,"n_total":32,"n_mismatch":1,"mismatch_nonces":[17],"p_value":0.0315,"fraud_detected":false}));
+    round_trip::<GeneratedCallback>(
+        json!({"public_key":"pk","block_hash":"h","block_height":100,"node_id":0,
+        "artifacts":[{"nonce":7,"vector_b64":"x"}],"encoding":{"dtype":"f16","k_dim":12,"endian":"le"}}),
+    );
+    round_trip::<GeneratedCallback>(
+        json!({"request_id":"u","public_key":"pk","block_hash":"h","block_height":100,"node_id":0,
+        "artifacts":[],"encoding":{"dtype":"f16","k_dim":12,"endian":"le"}}),
+    );
+    round_trip::<ValidatedCallback>(
+        json!({"request_id":"u","block_hash":"h","block_height":100,"public_key":"pk",
+        "node_id":0,"n_total":32,"n_mismatch":1,"mismatch_nonces":[17],"p_value":0.0315,"fraud_detected":false}),
+    );
 }
 
 #[test]
 fn aggregate_rule() {
     assert_eq!(AggregateStatus::of([]), AggregateStatus::NoBackends);
-    assert_eq!(AggregateStatus::of(["GENERATING", "GENERATING"]), AggregateStatus::Generating);
-    assert_eq!(AggregateStatus::of(["GENERATING", "IDLE"]), AggregateStatus::Mixed);
+    assert_eq!(
+        AggregateStatus::of(["GENERATING", "GENERATING"]),
+        AggregateStatus::Generating
+    );
+    assert_eq!(
+        AggregateStatus::of(["GENERATING", "IDLE"]),
+        AggregateStatus::Mixed
+    );
     assert_eq!(AggregateStatus::of(["IDLE", "IDLE"]), AggregateStatus::Idle);
-    assert_eq!(AggregateStatus::of(["IDLE", "ERROR"]), AggregateStatus::Mixed);
+    assert_eq!(
+        AggregateStatus::of(["IDLE", "ERROR"]),
+        AggregateStatus::Mixed
+    );
 }
 
 proptest! {

@@ -59,7 +59,9 @@ async fn deliver(http: &reqwest::Client, clock: &SimClock, cb: &Callback) {
             .await;
         match res {
             Ok(r) if r.status().as_u16() < 400 => return,
-            Ok(r) => tracing::debug!(url = %cb.url, status = %r.status(), attempt, "callback rejected"),
+            Ok(r) => {
+                tracing::debug!(url = %cb.url, status = %r.status(), attempt, "callback rejected")
+            }
             Err(e) => tracing::debug!(url = %cb.url, error = %e, attempt, "callback failed"),
         }
         if attempt < MAX_ATTEMPTS {

@@ -103,6 +103,9 @@ mod tests {
         let c = SimClock::new(1000.0);
         assert_eq!(c.network_timeout(900.0), Duration::from_secs(10));
         assert_eq!(c.network_timeout(2.0), Duration::from_secs(2));
-        assert_eq!(SimClock::new(1.0).network_timeout(60.0), Duration::from_secs(60));
+        assert_eq!(
+            SimClock::new(1.0).network_timeout(60.0),
+            Duration::from_secs(60)
+        );
     }
 }

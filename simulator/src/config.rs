@@ -186,7 +186,10 @@ impl NodeConfig {
         }
         for (key, v) in [
             ("deploy_seconds", self.deploy_seconds),
-            ("faults.crash_after_seconds", self.faults.crash_after_seconds),
+            (
+                "faults.crash_after_seconds",
+                self.faults.crash_after_seconds,
+            ),
             ("faults.down_seconds", self.faults.down_seconds),
         ] {
             if !(v.is_finite() && v >= 0.0) {

@@ -38,7 +38,10 @@ impl ApiError {
     }
 
     pub fn no_backends() -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "No vLLM backends available")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No vLLM backends available",
+        )
     }
 }
 

@@ -199,8 +199,11 @@ pub fn profile(name: &str) -> Result<Profile, FixtureError> {
 pub fn catalog(reference_models: &[String]) -> Result<Catalog, FixtureError> {
     let f: CatalogFile =
         toml::from_str(CATALOG).map_err(|e| invalid("fixtures/catalog.toml", e))?;
-    let mut models: BTreeMap<String, f64> =
-        f.model.into_iter().map(|m| (m.hf_repo, m.size_gb)).collect();
+    let mut models: BTreeMap<String, f64> = f
+        .model
+        .into_iter()
+        .map(|m| (m.hf_repo, m.size_gb))
+        .collect();
     for m in profiles()?.into_iter().filter_map(|p| p.model) {
         models.entry(m).or_insert(f.default_size_gb);
     }
@@ -257,7 +260,10 @@ mod tests {
         assert_eq!(all.len(), SCENARIOS.len());
         for (s, (n, _)) in all.iter().zip(SCENARIOS) {
             assert_eq!(&s.name, n, "scenario name must match its file name");
-            assert!(s.expect.is_some(), "{n}: shipped scenarios state their expected verdict");
+            assert!(
+                s.expect.is_some(),
+                "{n}: shipped scenarios state their expected verdict"
+            );
             assert!(!s.description.is_empty(), "{n}: needs a description");
         }
         // Every file on disk is compiled in.
@@ -280,7 +286,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.starts_with("x.toml: ") && e.contains("unknown field `replica`"), "{e}");
+        assert!(
+            e.starts_with("x.toml: ") && e.contains("unknown field `replica`"),
+            "{e}"
+        );
         let e = parse_scenario(
             "y.toml",
             "name='y'\ndescription='d'\nexpect={verdict='PASS',exit_code=0,model='m'}\n[node]\nreplicas=0\n",
@@ -294,9 +303,15 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("faults.mismatch[0]") && e.contains("fraction"), "{e}");
+        assert!(
+            e.contains("faults.mismatch[0]") && e.contains("fraction"),
+            "{e}"
+        );
         let e = load_scenario("nope").unwrap_err().to_string();
-        assert!(e.contains("unknown scenario 'nope'") && e.contains("honest"), "{e}");
+        assert!(
+            e.contains("unknown scenario 'nope'") && e.contains("honest"),
+            "{e}"
+        );
         let e = parse_scenario(
             "p.toml",
             "name='p'\ndescription='d'\nexpect={verdict='PASS',exit_code=0,model='m'}\n[node]\nprofile='h9000'\n",

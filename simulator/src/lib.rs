@@ -54,10 +54,7 @@ pub enum BuildError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("cannot read references dir {dir}: {source}")]
-    References {
-        dir: String,
-        source: std::io::Error,
-    },
+    References { dir: String, source: std::io::Error },
 }
 
 /// Build a node. `references`: a directory of golden references to back honest vectors
@@ -115,8 +112,16 @@ pub async fn serve(
             _ = async { let _ = down.wait_for(|d| *d).await; } => {}
         }
         tracing::warn!("simulated MLNode process exited (watcher os._exit); refusing connections");
-        server.abort();
-        let _ = server.await;
+        // Close the listener and every keep-alive connection; requests still in flight get
+        // a moment, then are cut, as a dying process cuts them.
+        let _ = stop_tx.send(());
+        let abort = server.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_millis(200), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = async { let _ = down.wait_for(|d| !*d).await; } => {

@@ -74,8 +74,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -133,7 +132,9 @@ async fn main() -> anyhow::Result<()> {
     if cli.no_reference_backed {
         cfg.reference_backed = false;
     }
-    let refs_dir = cli.references.unwrap_or_else(fixtures::default_artifacts_dir);
+    let refs_dir = cli
+        .references
+        .unwrap_or_else(fixtures::default_artifacts_dir);
     let refs = refs_dir.is_dir().then_some(refs_dir.as_path());
     let node = mlnode_sim::build_node(cfg, refs)?;
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))

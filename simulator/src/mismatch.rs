@@ -198,9 +198,8 @@ impl MismatchRule {
                 median,
                 gate,
                 tail_fraction,
-            } => (pos.batch_size != pos.default_batch_size).then(|| {
-                Deviation::Distance(honest_noise(rng, *median, *gate, *tail_fraction))
-            }),
+            } => (pos.batch_size != pos.default_batch_size)
+                .then(|| Deviation::Distance(honest_noise(rng, *median, *gate, *tail_fraction))),
         }
     }
 }
@@ -255,9 +254,15 @@ mod tests {
             batch_size,
             default_batch_size: 32,
         };
-        assert!(fib.apply(&mut rule_rng(0, 0, "", 0), 0, at(0, 16)).is_some());
-        assert!(fib.apply(&mut rule_rng(0, 0, "", 0), 0, at(16, 16)).is_some());
-        assert!(fib.apply(&mut rule_rng(0, 0, "", 0), 0, at(17, 16)).is_none());
+        assert!(fib
+            .apply(&mut rule_rng(0, 0, "", 0), 0, at(0, 16))
+            .is_some());
+        assert!(fib
+            .apply(&mut rule_rng(0, 0, "", 0), 0, at(16, 16))
+            .is_some());
+        assert!(fib
+            .apply(&mut rule_rng(0, 0, "", 0), 0, at(17, 16))
+            .is_none());
         let bs = MismatchRule::BatchSize {
             median: 0.05,
             gate: 0.2,

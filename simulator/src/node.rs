@@ -219,19 +219,20 @@ impl Node {
                         url: None,
                         poc_stronger_rng: false,
                     };
-                    r.mining = NonceGroup::new(0, 1, u64::from(i), u64::from(n))
-                        .ok()
-                        .map(|group| Mining {
-                            request: stale,
-                            group,
-                            group_id: i,
-                            n_groups: n,
-                            started: ready_at,
-                            rate: r.rate,
-                            stall_at: r.stall_after.map(|s| ready_at + s),
-                            sent_x: 0,
-                            last_flush: ready_at,
-                        });
+                    r.mining =
+                        NonceGroup::new(0, 1, u64::from(i), u64::from(n))
+                            .ok()
+                            .map(|group| Mining {
+                                request: stale,
+                                group,
+                                group_id: i,
+                                n_groups: n,
+                                started: ready_at,
+                                rate: r.rate,
+                                stall_at: r.stall_after.map(|s| ready_at + s),
+                                sent_x: 0,
+                                last_flush: ready_at,
+                            });
                 }
                 r
             })
@@ -290,7 +291,12 @@ impl Node {
         for (id, ok) in finished {
             if let Some(t) = g.downloads.get(&id) {
                 if ok {
-                    let size = self.catalog.models.get(&t.model.hf_repo).copied().unwrap_or(0.0);
+                    let size = self
+                        .catalog
+                        .models
+                        .get(&t.model.hf_repo)
+                        .copied()
+                        .unwrap_or(0.0);
                     g.cache.insert(t.model.hf_repo.clone(), size);
                 } else {
                     g.downloads.remove(&id);
@@ -308,14 +314,11 @@ impl Node {
     }
 
     fn advance_jobs(&self, r: &mut Replica, now: f64, outbox: &mut Vec<(u32, Callback)>) {
-        loop {
-            let Some((status, enqueued, n, ends)) = r
-                .queue
-                .front()
-                .map(|j| (j.status, j.enqueued, j.request.nonces.len(), j.ends))
-            else {
-                break;
-            };
+        while let Some((status, enqueued, n, ends)) = r
+            .queue
+            .front()
+            .map(|j| (j.status, j.enqueued, j.request.nonces.len(), j.ends))
+        {
             match status {
                 JobStatus::Queued => {
                     if r.mining.is_some() || !r.alive(now) {
@@ -336,12 +339,17 @@ impl Node {
                     if ends > now {
                         break;
                     }
-                    let Some(mut job) = r.queue.pop_front() else { break };
+                    let Some(mut job) = r.queue.pop_front() else {
+                        break;
+                    };
                     match self.compute(&job.request) {
                         Ok(result) => {
                             job.status = JobStatus::Completed;
                             if let Some(url) = job.request.url.clone() {
-                                outbox.push((r.index, job_callback(&url, &job.id, &job.request, &result)));
+                                outbox.push((
+                                    r.index,
+                                    job_callback(&url, &job.id, &job.request, &result),
+                                ));
                             }
                             job.result = Some(result);
                         }
@@ -387,7 +395,9 @@ impl Node {
             }
             let mut out = std::mem::take(&mut g.outbox);
             out.extend(mining_out);
-            let down = g.down.is_some_and(|(from, until)| now >= from && now < until);
+            let down = g
+                .down
+                .is_some_and(|(from, until)| now >= from && now < until);
             (out, down)
         };
         if !outbox.is_empty() {
@@ -550,7 +560,8 @@ impl Node {
                 encoding: Encoding::f16_le(req.params.k_dim),
             })),
             Some(v) => {
-                let st = SERVER_DEFAULTS.merged(req.stat_test.as_ref().unwrap_or(&Default::default()));
+                let st =
+                    SERVER_DEFAULTS.merged(req.stat_test.as_ref().unwrap_or(&Default::default()));
                 if self.cfg.faults.lying_validation {
                     return Ok(JobResult::Validation(ValidationResult {
                         n_total: req.nonces.len() as u64,
@@ -560,8 +571,12 @@ impl Node {
                         fraud_detected: false,
                     }));
                 }
-                let positions: HashMap<i64, usize> =
-                    req.nonces.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+                let positions: HashMap<i64, usize> = req
+                    .nonces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| (n, i))
+                    .collect();
                 verdict::validate(
                     &req.nonces,
                     &v.artifacts,
@@ -615,8 +630,10 @@ impl Node {
                 }
                 DownloadOutcome::Vanish => {
                     resp.status = ModelStatus::Partial;
-                    resp.error_message =
-                        Some(format!("Network error after 5 retry attempts: connection reset while fetching {}", model.hf_repo));
+                    resp.error_message = Some(format!(
+                        "Network error after 5 retry attempts: connection reset while fetching {}",
+                        model.hf_repo
+                    ));
                 }
                 DownloadOutcome::Stuck => {}
             }
@@ -639,7 +656,9 @@ impl Node {
     fn downloading(&self, g: &Inner, now: f64) -> usize {
         g.downloads
             .values()
-            .filter(|t| !t.cancelled && (now < t.ends || matches!(t.outcome, DownloadOutcome::Stuck)))
+            .filter(|t| {
+                !t.cancelled && (now < t.ends || matches!(t.outcome, DownloadOutcome::Stuck))
+            })
             .count()
     }
 
@@ -772,8 +791,7 @@ impl Node {
 
     fn is_running(&self, g: &Inner, now: f64) -> bool {
         matches!(g.startup, Startup::Completed { .. })
-            && g
-                .runner
+            && g.runner
                 .as_ref()
                 .is_some_and(|r| r.replicas.iter().all(|x| x.alive(now)))
     }
@@ -830,7 +848,10 @@ impl Node {
     }
 
     /// `POST /api/v1/inference/up` (synchronous): start, then wait for the outcome.
-    pub async fn inference_up_sync(&self, req: &InferenceInitRequest) -> Result<StatusMessage, ApiError> {
+    pub async fn inference_up_sync(
+        &self,
+        req: &InferenceInitRequest,
+    ) -> Result<StatusMessage, ApiError> {
         self.inference_up(req)?;
         loop {
             let st = self.up_status();
@@ -840,7 +861,8 @@ impl Node {
                 _ => {
                     return Err(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        st.error.unwrap_or_else(|| "vLLM startup did not complete".into()),
+                        st.error
+                            .unwrap_or_else(|| "vLLM startup did not complete".into()),
                     ))
                 }
             }
@@ -948,11 +970,19 @@ impl Node {
                 None
             };
             if let Some(error) = fail {
-                errors.push(PortError { port: r.port, error });
+                errors.push(PortError {
+                    port: r.port,
+                    error,
+                });
                 continue;
             }
-            let group = NonceGroup::new(req.node_id, req.node_count, group_id as u64, u64::from(n_groups))
-                .map_err(|e| ApiError::value_error(&["body", "node_id"], e.to_string(), Value::Null))?;
+            let group = NonceGroup::new(
+                req.node_id,
+                req.node_count,
+                group_id as u64,
+                u64::from(n_groups),
+            )
+            .map_err(|e| ApiError::value_error(&["body", "node_id"], e.to_string(), Value::Null))?;
             let mut request = req.clone();
             if request.batch_size == 0 {
                 request.batch_size = default_batch;
@@ -1067,7 +1097,12 @@ impl Node {
     }
 
     /// Replica-side checks of a `/generate`, then the round-robin choice.
-    fn route_generate(&self, g: &Inner, req: &GenerateRequest, now: f64) -> Result<usize, ApiError> {
+    fn route_generate(
+        &self,
+        g: &Inner,
+        req: &GenerateRequest,
+        now: f64,
+    ) -> Result<usize, ApiError> {
         let healthy = Self::healthy(g, now);
         if healthy.is_empty() {
             return Err(ApiError::no_backends());
@@ -1093,10 +1128,9 @@ impl Node {
             return Err(Self::params_mismatch(&req.params, &runner.model));
         }
         if let Some(st) = &req.stat_test {
-            SERVER_DEFAULTS
-                .merged(st)
-                .check()
-                .map_err(|e| ApiError::value_error(&["body", "stat_test"], e.to_string(), Value::Null))?;
+            SERVER_DEFAULTS.merged(st).check().map_err(|e| {
+                ApiError::value_error(&["body", "stat_test"], e.to_string(), Value::Null)
+            })?;
         }
         Ok(idx)
     }
@@ -1124,7 +1158,8 @@ impl Node {
                 if queued + req.nonces.len() > MAX_QUEUED_NONCES {
                     return Err(ApiError::passthrough(
                         StatusCode::TOO_MANY_REQUESTS,
-                        format!("Queue full: {queued} nonces queued, limit is {MAX_QUEUED_NONCES}").into(),
+                        format!("Queue full: {queued} nonces queued, limit is {MAX_QUEUED_NONCES}")
+                            .into(),
                     ));
                 }
                 let id = uuid();
@@ -1255,7 +1290,13 @@ impl Node {
         let statuses: Vec<&str> = healthy
             .iter()
             .filter_map(|&i| runner.map(|r| &r.replicas[i]))
-            .map(|r| if r.is_generating() { "GENERATING" } else { "IDLE" })
+            .map(|r| {
+                if r.is_generating() {
+                    "GENERATING"
+                } else {
+                    "IDLE"
+                }
+            })
             .collect();
         let poc_status = if statuses.is_empty() {
             "NO_BACKENDS"
@@ -1271,7 +1312,9 @@ impl Node {
             version: self.cfg.version.clone(),
             poc_status: Some(poc_status.into()),
             inference_healthy: Some(!healthy.is_empty()),
-            loaded_model: (!healthy.is_empty()).then(|| runner.map(|r| r.model.clone())).flatten(),
+            loaded_model: (!healthy.is_empty())
+                .then(|| runner.map(|r| r.model.clone()))
+                .flatten(),
             poc_validation_inference: false,
         }
     }
@@ -1288,9 +1331,9 @@ impl Node {
     }
 
     fn gpu_count(&self) -> u32 {
-        self.cfg.gpus.unwrap_or_else(|| {
-            self.profile.gpus_per_instance * self.cfg.replicas.unwrap_or(1)
-        })
+        self.cfg
+            .gpus
+            .unwrap_or_else(|| self.profile.gpus_per_instance * self.cfg.replicas.unwrap_or(1))
     }
 
     /// GPU devices as `/health` and `/gpu/devices` show them.
@@ -1316,7 +1359,10 @@ impl Node {
         let mut g = self.lock();
         self.advance(&mut g, now);
         let running = g.runner.is_some() && !matches!(g.startup, Startup::Failed { .. });
-        let healthy = !running || g.runner.as_ref().is_some_and(|r| r.replicas.iter().all(|x| x.alive(now)));
+        let healthy = !running
+            || g.runner
+                .as_ref()
+                .is_some_and(|r| r.replicas.iter().all(|x| x.alive(now)));
         let service_state = if running && healthy {
             ServiceState::Inference
         } else {

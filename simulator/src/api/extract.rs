@@ -30,7 +30,10 @@ where
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("Cannot read request body: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("Cannot read request body: {e}"),
+                )
             }
         })?;
         parse(&bytes).map(Json)
@@ -106,7 +109,7 @@ fn field_name(msg: &str) -> Option<String> {
 
 /// Map a serde message onto pydantic's error type and message.
 fn classify(msg: &str, loc: &mut Vec<Value>) -> (&'static str, String) {
-    let mut push_field = |loc: &mut Vec<Value>| {
+    let push_field = |loc: &mut Vec<Value>| {
         if let Some(f) = field_name(msg) {
             if loc.last() != Some(&json!(f)) {
                 loc.push(json!(f));
@@ -173,18 +176,26 @@ mod tests {
         assert_eq!(d[0]["type"], "json_invalid");
         let d = err("[1,2]");
         assert_eq!(d[0]["type"], "model_attributes_type");
-        let d = err(r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8,"scheme":"decode"}}"#);
+        let d = err(
+            r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8,"scheme":"decode"}}"#,
+        );
         assert_eq!(d[0]["type"], "extra_forbidden");
         assert_eq!(d[0]["loc"], json!(["body", "params", "scheme"]));
         assert_eq!(d[0]["input"], "decode");
-        let d = err(r#"{"block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#);
+        let d = err(
+            r#"{"block_height":1,"public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#,
+        );
         assert_eq!(d[0]["type"], "missing");
         assert_eq!(d[0]["loc"], json!(["body", "block_hash"]));
-        let d = err(r#"{"block_hash":"h","block_height":"x","public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#);
+        let d = err(
+            r#"{"block_hash":"h","block_height":"x","public_key":"p","node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}"#,
+        );
         assert_eq!(d[0]["type"], "int_parsing");
         assert_eq!(d[0]["loc"], json!(["body", "block_height"]));
         assert_eq!(d[0]["input"], "x");
-        let d = err(r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"batch_size":-4,"params":{"model":"m","seq_len":8}}"#);
+        let d = err(
+            r#"{"block_hash":"h","block_height":1,"public_key":"p","node_id":0,"node_count":1,"batch_size":-4,"params":{"model":"m","seq_len":8}}"#,
+        );
         assert_eq!(d[0]["loc"], json!(["body", "batch_size"]));
     }
 }

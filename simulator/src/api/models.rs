@@ -35,7 +35,10 @@ async fn download(
     State(node): State<Arc<Node>>,
     Json(model): Json<Model>,
 ) -> Result<(StatusCode, axum::Json<DownloadStartResponse>), ApiError> {
-    Ok((StatusCode::ACCEPTED, axum::Json(node.models_download(&model)?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(node.models_download(&model)?),
+    ))
 }
 
 async fn delete(

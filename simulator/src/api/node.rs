@@ -81,7 +81,9 @@ async fn gpu_devices(State(node): State<Arc<Node>>) -> axum::Json<serde_json::Va
 }
 
 async fn gpu_driver() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({"driver_version": "550.54.15", "cuda_driver_version": "12.4", "nvml_version": "12.550.54.15"}))
+    axum::Json(
+        json!({"driver_version": "550.54.15", "cuda_driver_version": "12.4", "nvml_version": "12.550.54.15"}),
+    )
 }
 
 /// Legacy PoC v1 status on the MLNode port (mlnode-api §4.7).

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{
-    GenerateRequest, GenerateResponse, InitGenerateRequest, InitGenerateResponse,
-    JobPollResponse, PowStatusResponse, StopResponse,
+    GenerateRequest, GenerateResponse, InitGenerateRequest, InitGenerateResponse, JobPollResponse,
+    PowStatusResponse, StopResponse,
 };
 
 use super::extract::Json;
