@@ -154,7 +154,8 @@ pub fn default_artifacts_dir() -> PathBuf {
     if local.is_dir() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts")
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+    repo.canonicalize().unwrap_or(repo)
 }
 
 fn invalid(file: &str, reason: impl std::fmt::Display) -> FixtureError {

@@ -1064,7 +1064,7 @@ async fn deploy_fault_scenarios() {
 
     // Crash after start: completed, then is_running false and NO_BACKENDS.
     let (_h, c) = deploy_scenario("deploy-crash-after-start").await;
-    tokio::time::sleep(Duration::from_millis(60)).await; // > 20 s + 6 s damping
+    tokio::time::sleep(Duration::from_millis(120)).await; // > 60 s + 6 s damping
     let (_, v) = c.get("/api/v1/inference/up/status").await;
     assert_eq!(
         (v["status"].clone(), v["is_running"].clone()),

@@ -1,0 +1,96 @@
+//! Finding and checking the golden reference, before any network call.
+
+use std::path::{Path, PathBuf};
+
+use mlnode_protocol::safe_id::{reference_file_name, safe_id};
+use mlnode_protocol::Reference;
+
+/// Why the run cannot start: each message is what the operator needs to act.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceLookupError {
+    #[error("no golden reference for model '{model}'\n  expected: {expected}\n  available references in {dir}: {available}\n  bake one from a trusted node that already serves the model:\n    mlnode-make-artifact --mlnode-url <trusted_mlnode_url> --model '{model}' --num-nonces 32 --out {expected}")]
+    Missing {
+        model: String,
+        expected: String,
+        dir: String,
+        available: String,
+    },
+    #[error("reference {path} is for model '{found}', but --model is '{requested}'")]
+    ModelMismatch {
+        path: String,
+        found: String,
+        requested: String,
+    },
+    #[error("invalid reference {path}: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// Where the reference came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceSource {
+    Flag,
+    ArtifactsDir,
+}
+
+impl ReferenceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceSource::Flag => "--reference",
+            ReferenceSource::ArtifactsDir => "artifacts dir (by model id)",
+        }
+    }
+}
+
+/// The path the reference is expected at.
+pub fn expected_path(model: &str, flag: Option<&Path>, artifacts_dir: &Path) -> (PathBuf, ReferenceSource) {
+    match flag {
+        Some(p) => (p.to_path_buf(), ReferenceSource::Flag),
+        None => (artifacts_dir.join(reference_file_name(model)), ReferenceSource::ArtifactsDir),
+    }
+}
+
+fn available(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Load and check the reference for `model`. Never substitutes another model.
+pub fn resolve(model: &str, path: &Path, artifacts_dir: &Path) -> Result<Reference, ReferenceLookupError> {
+    if !path.exists() {
+        return Err(ReferenceLookupError::Missing {
+            model: model.into(),
+            expected: path.display().to_string(),
+            dir: artifacts_dir.display().to_string(),
+            available: available(artifacts_dir),
+        });
+    }
+    let r = Reference::load(path).map_err(|e| ReferenceLookupError::Invalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if r.model != model {
+        return Err(ReferenceLookupError::ModelMismatch {
+            path: path.display().to_string(),
+            found: r.model.clone(),
+            requested: model.into(),
+        });
+    }
+    Ok(r)
+}
+
+/// `mlnode_validate_<safe id>`.
+pub fn default_exp_name(model: &str) -> String {
+    format!("mlnode_validate_{}", safe_id(model))
+}
