@@ -102,7 +102,10 @@ impl ValidateArgs {
             }
         }
         if !(self.sample_interval.is_finite() && self.sample_interval > 0.0) {
-            return Err(format!("--sample-interval must be > 0, got {}", self.sample_interval));
+            return Err(format!(
+                "--sample-interval must be > 0, got {}",
+                self.sample_interval
+            ));
         }
         if self.batch_size == 0 || self.validation_batch_size == 0 {
             return Err("--batch-size and --validation-batch-size must be >= 1".into());
@@ -161,30 +164,79 @@ mod tests {
 
     #[test]
     fn add_or_update() {
-        let base = s(&["--tensor-parallel-size", "2", "--trust-remote-code", "--max-model-len", "180000", "--tensor-parallel-size", "2"]);
+        let base = s(&[
+            "--tensor-parallel-size",
+            "2",
+            "--trust-remote-code",
+            "--max-model-len",
+            "180000",
+            "--tensor-parallel-size",
+            "2",
+        ]);
         assert_eq!(
             compose_deploy_args(&base, Some(4), Some(8192), &s(&["--enforce-eager"])),
-            s(&["--trust-remote-code", "--tensor-parallel-size", "4", "--max-model-len", "8192", "--enforce-eager"])
+            s(&[
+                "--trust-remote-code",
+                "--tensor-parallel-size",
+                "4",
+                "--max-model-len",
+                "8192",
+                "--enforce-eager"
+            ])
         );
         assert_eq!(compose_deploy_args(&base, None, None, &[]), base);
-        assert_eq!(compose_deploy_args(&[], Some(8), None, &[]), s(&["--tensor-parallel-size", "8"]));
+        assert_eq!(
+            compose_deploy_args(&[], Some(8), None, &[]),
+            s(&["--tensor-parallel-size", "8"])
+        );
     }
 
     #[test]
     fn flags_and_defaults() {
-        let a = ValidateArgs::try_parse_from(["x", "--mlnode-url", "http://h:8080/", "--model", "a/b"]).unwrap();
-        assert_eq!((a.download_timeout, a.deploy_timeout, a.validation_timeout), (7200.0, 1800.0, 900.0));
-        assert_eq!((a.warmup_seconds, a.measure_seconds, a.sample_interval), (30.0, 60.0, 10.0));
-        assert_eq!((a.batch_size, a.validation_batch_size, a.dtype.as_str()), (32, 64, "auto"));
+        let a =
+            ValidateArgs::try_parse_from(["x", "--mlnode-url", "http://h:8080/", "--model", "a/b"])
+                .unwrap();
+        assert_eq!(
+            (a.download_timeout, a.deploy_timeout, a.validation_timeout),
+            (7200.0, 1800.0, 900.0)
+        );
+        assert_eq!(
+            (a.warmup_seconds, a.measure_seconds, a.sample_interval),
+            (30.0, 60.0, 10.0)
+        );
+        assert_eq!(
+            (a.batch_size, a.validation_batch_size, a.dtype.as_str()),
+            (32, 64, "auto")
+        );
         let a = ValidateArgs::try_parse_from([
-            "x", "--mlnode-url", "u", "--model", "m", "--artifact", "r.json", "--warmup-seconds", "0.5",
-            "--extra-arg", "--enforce-eager", "--extra-arg", "--foo",
+            "x",
+            "--mlnode-url",
+            "u",
+            "--model",
+            "m",
+            "--artifact",
+            "r.json",
+            "--warmup-seconds",
+            "0.5",
+            "--extra-arg",
+            "--enforce-eager",
+            "--extra-arg",
+            "--foo",
         ])
         .unwrap();
         assert_eq!(a.reference, Some(PathBuf::from("r.json")));
         assert_eq!(a.warmup_seconds, 0.5);
         assert_eq!(a.extra_arg, s(&["--enforce-eager", "--foo"]));
-        let a = ValidateArgs::try_parse_from(["x", "--mlnode-url", "u", "--model", "m", "--sample-interval", "0"]).unwrap();
+        let a = ValidateArgs::try_parse_from([
+            "x",
+            "--mlnode-url",
+            "u",
+            "--model",
+            "m",
+            "--sample-interval",
+            "0",
+        ])
+        .unwrap();
         assert!(a.check().unwrap_err().contains("--sample-interval"));
     }
 }

@@ -115,7 +115,12 @@ impl Client {
     }
 
     /// POST JSON, any status.
-    pub async fn post_raw(&self, path: &str, body: &impl Serialize, timeout_s: f64) -> Result<Answer, CallError> {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        timeout_s: f64,
+    ) -> Result<Answer, CallError> {
         let v = serde_json::to_value(body).unwrap_or(Value::Null);
         self.send("POST", path, Some(&v), timeout_s).await
     }
@@ -143,7 +148,11 @@ impl Client {
         })
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, timeout_s: f64) -> Result<T, CallError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout_s: f64,
+    ) -> Result<T, CallError> {
         let a = self.get_raw(path, timeout_s).await?;
         Self::expect("GET", path, a, &[200])
     }

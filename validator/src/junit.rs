@@ -36,7 +36,12 @@ pub fn write(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
         0 => TestCaseStatus::success(),
         _ => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(outcome.error.clone().unwrap_or_else(|| outcome.verdict.clone()));
+            s.set_message(
+                outcome
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| outcome.verdict.clone()),
+            );
             s
         }
     };

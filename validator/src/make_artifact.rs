@@ -78,20 +78,29 @@ pub enum MakeArtifactError {
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Bake and write the reference; returns it.
-pub async fn run(args: &MakeArtifactArgs, console: &Console) -> Result<Reference, MakeArtifactError> {
+pub async fn run(
+    args: &MakeArtifactArgs,
+    console: &Console,
+) -> Result<Reference, MakeArtifactError> {
     let additional_args: Vec<String> = match &args.additional_args {
         None => Vec::new(),
-        Some(s) => serde_json::from_str(s).map_err(|e| MakeArtifactError::AdditionalArgs(e.to_string()))?,
+        Some(s) => {
+            serde_json::from_str(s).map_err(|e| MakeArtifactError::AdditionalArgs(e.to_string()))?
+        }
     };
     let mut sim = None;
     let (url, scale) = match embedded::scenario_of(&args.mlnode_url) {
         Some(s) => {
             let scale = args.time_scale.unwrap_or(embedded::EMBEDDED_TIME_SCALE);
-            let h = embedded::start(s, scale, &mlnode_sim::fixtures::default_artifacts_dir()).await?;
+            let h =
+                embedded::start(s, scale, &mlnode_sim::fixtures::default_artifacts_dir()).await?;
             let u = h.url();
             sim = Some(h);
             (u, scale)
@@ -116,22 +125,43 @@ pub async fn run(args: &MakeArtifactArgs, console: &Console) -> Result<Reference
     if let Some(b) = args.batch_size {
         body["batch_size"] = json!(b);
     }
-    console.line(format!("requesting {} nonces from {}", nonces.len(), args.mlnode_url));
-    let resp: GenerateResponse = c.post("/api/v1/inference/pow/generate", &body, args.timeout).await?;
+    console.line(format!(
+        "requesting {} nonces from {}",
+        nonces.len(),
+        args.mlnode_url
+    ));
+    let resp: GenerateResponse = c
+        .post("/api/v1/inference/pow/generate", &body, args.timeout)
+        .await?;
     if let Some(h) = sim.take() {
         h.shutdown().await;
     }
-    let GenerateResponse::Completed { result: JobResult::Artifacts(res), .. } = resp else {
+    let GenerateResponse::Completed {
+        result: JobResult::Artifacts(res),
+        ..
+    } = resp
+    else {
         return Err(MakeArtifactError::NoArtifacts);
     };
-    let by_nonce: HashMap<i64, String> = res.artifacts.into_iter().map(|a| (a.nonce, a.vector_b64)).collect();
-    let missing: Vec<i64> = nonces.iter().copied().filter(|n| !by_nonce.contains_key(n)).collect();
+    let by_nonce: HashMap<i64, String> = res
+        .artifacts
+        .into_iter()
+        .map(|a| (a.nonce, a.vector_b64))
+        .collect();
+    let missing: Vec<i64> = nonces
+        .iter()
+        .copied()
+        .filter(|n| !by_nonce.contains_key(n))
+        .collect();
     if !missing.is_empty() {
         return Err(MakeArtifactError::MissingNonces(missing));
     }
     let artifacts = nonces
         .iter()
-        .map(|n| Artifact { nonce: *n, vector_b64: by_nonce[n].clone() })
+        .map(|n| Artifact {
+            nonce: *n,
+            vector_b64: by_nonce[n].clone(),
+        })
         .collect();
     let reference = Reference {
         model: args.model.clone(),
@@ -148,16 +178,35 @@ pub async fn run(args: &MakeArtifactArgs, console: &Console) -> Result<Reference
         additional_args: Some(additional_args),
         source: Some(args.source.clone()),
         notes: None,
-        generated_at: Some(chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-        encoding: Some(if res.encoding.dtype.is_empty() { Encoding::f16_le(args.k_dim) } else { res.encoding }),
+        generated_at: Some(
+            chrono::Local::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string(),
+        ),
+        encoding: Some(if res.encoding.dtype.is_empty() {
+            Encoding::f16_le(args.k_dim)
+        } else {
+            res.encoding
+        }),
         artifacts,
         extra: Default::default(),
     };
     if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| MakeArtifactError::Write { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| MakeArtifactError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
-    crate::report::write_atomic(&args.out, &reference.to_json_pretty())
-        .map_err(|source| MakeArtifactError::Write { path: args.out.display().to_string(), source })?;
-    console.line(format!("wrote {} ({} vectors)", args.out.display(), reference.artifacts.len()));
+    crate::report::write_atomic(&args.out, &reference.to_json_pretty()).map_err(|source| {
+        MakeArtifactError::Write {
+            path: args.out.display().to_string(),
+            source,
+        }
+    })?;
+    console.line(format!(
+        "wrote {} ({} vectors)",
+        args.out.display(),
+        reference.artifacts.len()
+    ));
     Ok(reference)
 }

@@ -42,10 +42,17 @@ impl ReferenceSource {
 }
 
 /// The path the reference is expected at.
-pub fn expected_path(model: &str, flag: Option<&Path>, artifacts_dir: &Path) -> (PathBuf, ReferenceSource) {
+pub fn expected_path(
+    model: &str,
+    flag: Option<&Path>,
+    artifacts_dir: &Path,
+) -> (PathBuf, ReferenceSource) {
     match flag {
         Some(p) => (p.to_path_buf(), ReferenceSource::Flag),
-        None => (artifacts_dir.join(reference_file_name(model)), ReferenceSource::ArtifactsDir),
+        None => (
+            artifacts_dir.join(reference_file_name(model)),
+            ReferenceSource::ArtifactsDir,
+        ),
     }
 }
 
@@ -67,7 +74,11 @@ fn available(dir: &Path) -> String {
 }
 
 /// Load and check the reference for `model`. Never substitutes another model.
-pub fn resolve(model: &str, path: &Path, artifacts_dir: &Path) -> Result<Reference, ReferenceLookupError> {
+pub fn resolve(
+    model: &str,
+    path: &Path,
+    artifacts_dir: &Path,
+) -> Result<Reference, ReferenceLookupError> {
     if !path.exists() {
         return Err(ReferenceLookupError::Missing {
             model: model.into(),

@@ -15,7 +15,14 @@ pub const ERROR: &str = "ERROR";
 
 /// Keys of `validate_config.json`, in order.
 pub const CONFIG_KEYS: [&str; 8] = [
-    "timestamp", "mlnode_url", "model", "reference", "deploy_config", "poc_params", "stat_test", "args",
+    "timestamp",
+    "mlnode_url",
+    "model",
+    "reference",
+    "deploy_config",
+    "poc_params",
+    "stat_test",
+    "args",
 ];
 /// Keys `validate_report.json` adds to the config.
 pub const REPORT_KEYS: [&str; 4] = ["download", "deploy", "throughput", "validation"];
@@ -40,7 +47,12 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Write all three files into `dir` (created if needed).
-pub fn write_all(dir: &Path, config: &Value, report: &Value, txt: &str) -> std::io::Result<ReportPaths> {
+pub fn write_all(
+    dir: &Path,
+    config: &Value,
+    report: &Value,
+    txt: &str,
+) -> std::io::Result<ReportPaths> {
     std::fs::create_dir_all(dir)?;
     let paths = ReportPaths {
         config: dir.join("validate_config.json"),
@@ -69,9 +81,16 @@ fn label(k: &str, v: impl AsRef<str>) -> String {
 /// Render `validate_report.txt` from the report object.
 pub fn render_txt(report: &Value, verdict: &str) -> String {
     let banner = "=".repeat(70);
-    let mut out = vec![banner.clone(), "MLNode PoC validation report".into(), banner.clone()];
+    let mut out = vec![
+        banner.clone(),
+        "MLNode PoC validation report".into(),
+        banner.clone(),
+    ];
     out.push(label("verdict", verdict));
-    out.push(label("timestamp", report["timestamp"].as_str().unwrap_or("")));
+    out.push(label(
+        "timestamp",
+        report["timestamp"].as_str().unwrap_or(""),
+    ));
     out.push(label("mlnode", report["mlnode_url"].as_str().unwrap_or("")));
     out.push(label("model", report["model"].as_str().unwrap_or("")));
     let r = &report["reference"];
@@ -88,7 +107,10 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
             ),
         ));
     }
-    out.push(label("experiment", report["experiment_dir"].as_str().unwrap_or("")));
+    out.push(label(
+        "experiment",
+        report["experiment_dir"].as_str().unwrap_or(""),
+    ));
     let p = &report["poc_params"];
     if !p.is_null() {
         out.push(label(
@@ -105,15 +127,31 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
     if !d.is_null() {
         out.push(label(
             "deploy",
-            format!("dtype={} additional_args={}", d["dtype"].as_str().unwrap_or(""), d["additional_args"]),
+            format!(
+                "dtype={} additional_args={}",
+                d["dtype"].as_str().unwrap_or(""),
+                d["additional_args"]
+            ),
         ));
     }
     let st = &report["stat_test"];
     if !st.is_null() {
-        let item = |k: &str| format!("{}={} ({})", k, fmt_num(&st["values"][k]), st["source"][k].as_str().unwrap_or(""));
+        let item = |k: &str| {
+            format!(
+                "{}={} ({})",
+                k,
+                fmt_num(&st["values"][k]),
+                st["source"][k].as_str().unwrap_or("")
+            )
+        };
         out.push(label(
             "stat test",
-            format!("{}  {}  {}", item("dist_threshold"), item("p_mismatch"), item("fraud_threshold")),
+            format!(
+                "{}  {}  {}",
+                item("dist_threshold"),
+                item("p_mismatch"),
+                item("fraud_threshold")
+            ),
         ));
     }
     // Phases.
@@ -123,7 +161,9 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
     } else {
         format!(
             "[download] action={}  elapsed={}s  last_status={}",
-            dl["action"].as_str().unwrap_or(""), fmt_num(&dl["elapsed_s"]), dl["last_status"].as_str().unwrap_or("")
+            dl["action"].as_str().unwrap_or(""),
+            fmt_num(&dl["elapsed_s"]),
+            dl["last_status"].as_str().unwrap_or("")
         )
     });
     let dp = &report["deploy"];
@@ -132,7 +172,9 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
     } else {
         let mut s = format!(
             "[deploy] action={}  elapsed={}s  status={}",
-            dp["action"].as_str().unwrap_or(""), fmt_num(&dp["elapsed_s"]), dp["status"]["status"].as_str().unwrap_or("?")
+            dp["action"].as_str().unwrap_or(""),
+            fmt_num(&dp["elapsed_s"]),
+            dp["status"]["status"].as_str().unwrap_or("?")
         );
         if dp["action"] == "already_running" {
             s.push_str("  WARNING: vLLM was already running; the deploy config was NOT applied");
@@ -156,11 +198,16 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
                 s["max_sum_nonces_per_second"].as_f64().unwrap_or(0.0),
             ));
             let last = tp["samples"].as_array().and_then(|a| a.last());
-            if let Some(per) = last.and_then(|l| l["per_backend"].as_array()).filter(|p| p.len() > 1) {
+            if let Some(per) = last
+                .and_then(|l| l["per_backend"].as_array())
+                .filter(|p| p.len() > 1)
+            {
                 for b in per {
                     out.push(format!(
                         "  backend {}: {:.2} nonces/s  total_processed={}",
-                        fmt_num(&b["port"]), b["nonces_per_second"].as_f64().unwrap_or(0.0), fmt_num(&b["total_processed"])
+                        fmt_num(&b["port"]),
+                        b["nonces_per_second"].as_f64().unwrap_or(0.0),
+                        fmt_num(&b["total_processed"])
                     ));
                 }
             }
@@ -170,10 +217,16 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
             out.push("  WARNING: backends=0 / NO_BACKENDS: the deploy crashed".into());
         }
         for p in f["slow_replicas"].as_array().into_iter().flatten() {
-            out.push(format!("  WARNING: backend {} is below 50% of the median rate", fmt_num(p)));
+            out.push(format!(
+                "  WARNING: backend {} is below 50% of the median rate",
+                fmt_num(p)
+            ));
         }
         for p in f["stalled_replicas"].as_array().into_iter().flatten() {
-            out.push(format!("  WARNING: backend {} total_processed did not grow between samples (stalled)", fmt_num(p)));
+            out.push(format!(
+                "  WARNING: backend {} total_processed did not grow between samples (stalled)",
+                fmt_num(p)
+            ));
         }
     }
     let v = &report["validation"];
@@ -185,13 +238,19 @@ pub fn render_txt(report: &Value, verdict: &str) -> String {
     } else {
         out.push(format!(
             "[validate] n_total={}  n_mismatch={}  p_value={}  fraud_detected={}  -> {}",
-            fmt_num(&resp["n_total"]), fmt_num(&resp["n_mismatch"]), resp["p_value"], resp["fraud_detected"], verdict
+            fmt_num(&resp["n_total"]),
+            fmt_num(&resp["n_mismatch"]),
+            resp["p_value"],
+            resp["fraud_detected"],
+            verdict
         ));
         if let Some(m) = resp["mismatch_nonces"].as_array().filter(|m| !m.is_empty()) {
             let first: Vec<String> = m.iter().take(20).map(fmt_num).collect();
             out.push(format!(
                 "  mismatch_nonces (first {} of {}): [{}]",
-                first.len(), m.len(), first.join(", ")
+                first.len(),
+                m.len(),
+                first.join(", ")
             ));
         }
     }

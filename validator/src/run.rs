@@ -13,7 +13,7 @@ use crate::args::{compose_deploy_args, ValidateArgs};
 use crate::client::Client;
 use crate::console::Console;
 use crate::phases::{self, Ctx, PhaseResult};
-use crate::reference::{self, ReferenceSource};
+use crate::reference;
 use crate::report::{self, ReportPaths};
 use crate::{embedded, junit};
 
@@ -89,14 +89,27 @@ fn header(console: &Console, i: usize, text: &str) {
 
 /// Run the validator. `cancel` resolving means Ctrl-C: stop generation, write the partial
 /// report, exit 130.
-pub async fn run(args: ValidateArgs, console: Console, cancel: impl Future<Output = ()>) -> Outcome {
+pub async fn run(
+    args: ValidateArgs,
+    console: Console,
+    cancel: impl Future<Output = ()>,
+) -> Outcome {
     let timestamp = chrono::Local::now();
     let ts = timestamp.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
-    let exp_name = args.exp_name.clone().unwrap_or_else(|| reference::default_exp_name(&args.model));
+    let exp_name = args
+        .exp_name
+        .clone()
+        .unwrap_or_else(|| reference::default_exp_name(&args.model));
     let exp_dir = args.exp_dir.clone().unwrap_or_else(|| {
-        PathBuf::from("data/experiments").join(format!("{exp_name}_{}", timestamp.format("%Y-%m-%d_%H%M%S")))
+        PathBuf::from("data/experiments").join(format!(
+            "{exp_name}_{}",
+            timestamp.format("%Y-%m-%d_%H%M%S")
+        ))
     });
-    let artifacts_dir = args.artifacts_dir.clone().unwrap_or_else(mlnode_sim::fixtures::default_artifacts_dir);
+    let artifacts_dir = args
+        .artifacts_dir
+        .clone()
+        .unwrap_or_else(mlnode_sim::fixtures::default_artifacts_dir);
     let st = RefCell::new(State::default());
     let mut sim = None;
     let mut client = None;
@@ -142,7 +155,6 @@ pub async fn run(args: ValidateArgs, console: Console, cancel: impl Future<Outpu
         let s = resolved.source;
         console.line(format!("stat test:     dist_threshold={} ({})  p_mismatch={} ({})  fraud_threshold={} ({})",
             v.dist_threshold, s.dist_threshold, v.p_mismatch, s.p_mismatch, v.fraud_threshold, s.fraud_threshold));
-        let _ = ReferenceSource::Flag;
         let mut g = st.borrow_mut();
         g.reference = Some(r);
         g.stat_test = Some(resolved);
@@ -208,12 +220,19 @@ pub async fn run(args: ValidateArgs, console: Console, cancel: impl Future<Outpu
             Some(p)
         }
         Err(e) => {
-            console.line(format!("ERROR: cannot write reports to {}: {e}", exp_dir.display()));
+            console.line(format!(
+                "ERROR: cannot write reports to {}: {e}",
+                exp_dir.display()
+            ));
             None
         }
     };
     let outcome = Outcome {
-        exit_code: if reports.is_none() && exit_code == EXIT_PASS { EXIT_ERROR } else { exit_code },
+        exit_code: if reports.is_none() && exit_code == EXIT_PASS {
+            EXIT_ERROR
+        } else {
+            exit_code
+        },
         verdict,
         error: g.error.clone(),
         exp_dir,
@@ -223,7 +242,10 @@ pub async fn run(args: ValidateArgs, console: Console, cancel: impl Future<Outpu
     };
     if let Some(path) = &args.junit {
         if let Err(e) = junit::write(path, &outcome) {
-            console.line(format!("ERROR: cannot write JUnit file {}: {e}", path.display()));
+            console.line(format!(
+                "ERROR: cannot write JUnit file {}: {e}",
+                path.display()
+            ));
         }
     }
     outcome
@@ -237,7 +259,14 @@ async fn run_phases(args: &ValidateArgs, c: &Client, console: &Console, st: &Ref
             _ => return,
         }
     };
-    let ctx = Ctx { args, client: c, console, reference: &reference, deploy_args: &deploy_args, stat_test: &stat_test };
+    let ctx = Ctx {
+        args,
+        client: c,
+        console,
+        reference: &reference,
+        deploy_args: &deploy_args,
+        stat_test: &stat_test,
+    };
     let fail = |name: &'static str, e: String| {
         let mut g = st.borrow_mut();
         g.phases.push((name, PhaseState::Failed(e.clone())));
@@ -246,18 +275,34 @@ async fn run_phases(args: &ValidateArgs, c: &Client, console: &Console, st: &Ref
     // 1. download
     if args.skip_download {
         header(console, 0, "skipped (--skip-download)");
-        st.borrow_mut().phases.push(("download", PhaseState::Skipped("--skip-download".into())));
+        st.borrow_mut()
+            .phases
+            .push(("download", PhaseState::Skipped("--skip-download".into())));
     } else {
-        header(console, 0, &format!("POST /api/v1/models/status {}", args.model));
+        header(
+            console,
+            0,
+            &format!("POST /api/v1/models/status {}", args.model),
+        );
         let PhaseResult { report, error } = phases::download::run(&ctx).await;
         st.borrow_mut().download = Some(report);
         if let Some(e) = error {
             return fail("download", e);
         }
-        st.borrow_mut().phases.push(("download", PhaseState::Passed));
+        st.borrow_mut()
+            .phases
+            .push(("download", PhaseState::Passed));
     }
     // 2. deploy (with --skip-deploy the status is still read)
-    header(console, 1, if args.skip_deploy { "skipped (--skip-deploy); checking vLLM is running" } else { "GET /api/v1/inference/up/status" });
+    header(
+        console,
+        1,
+        if args.skip_deploy {
+            "skipped (--skip-deploy); checking vLLM is running"
+        } else {
+            "GET /api/v1/inference/up/status"
+        },
+    );
     let PhaseResult { report, error } = phases::deploy::run(&ctx, args.skip_deploy).await;
     if !args.skip_deploy {
         st.borrow_mut().deploy = Some(report);
@@ -265,51 +310,91 @@ async fn run_phases(args: &ValidateArgs, c: &Client, console: &Console, st: &Ref
     if let Some(e) = error {
         return fail("deploy", e);
     }
-    st.borrow_mut().phases.push(("deploy", if args.skip_deploy { PhaseState::Skipped("--skip-deploy".into()) } else { PhaseState::Passed }));
+    st.borrow_mut().phases.push((
+        "deploy",
+        if args.skip_deploy {
+            PhaseState::Skipped("--skip-deploy".into())
+        } else {
+            PhaseState::Passed
+        },
+    ));
     // 3. throughput
     if args.skip_throughput {
         header(console, 2, "skipped (--skip-throughput)");
-        st.borrow_mut().phases.push(("throughput", PhaseState::Skipped("--skip-throughput".into())));
+        st.borrow_mut().phases.push((
+            "throughput",
+            PhaseState::Skipped("--skip-throughput".into()),
+        ));
     } else {
-        header(console, 2, &format!("init/generate, warm-up {}s, measure {}s every {}s", args.warmup_seconds, args.measure_seconds, args.sample_interval));
+        header(
+            console,
+            2,
+            &format!(
+                "init/generate, warm-up {}s, measure {}s every {}s",
+                args.warmup_seconds, args.measure_seconds, args.sample_interval
+            ),
+        );
         let (PhaseResult { mut report, error }, flags) = phases::throughput::run(&ctx).await;
         if let Some(obj) = report.as_object_mut() {
             obj.insert("flags".into(), json!({"slow_replicas": flags.slow, "stalled_replicas": flags.stalled, "no_backends": flags.no_backends}));
         }
         let s = &report["summary"];
         if !s.is_null() {
-            console.line(format!("  backends={}  avg sum rate = {:.2} nonces/s ({:.1} nonces/min)",
-                s["n_backends"], s["avg_sum_nonces_per_second"].as_f64().unwrap_or(0.0), s["avg_sum_nonces_per_min"].as_f64().unwrap_or(0.0)));
+            console.line(format!(
+                "  backends={}  avg sum rate = {:.2} nonces/s ({:.1} nonces/min)",
+                s["n_backends"],
+                s["avg_sum_nonces_per_second"].as_f64().unwrap_or(0.0),
+                s["avg_sum_nonces_per_min"].as_f64().unwrap_or(0.0)
+            ));
         }
         if flags.no_backends {
             console.line("  WARNING: backends=0 / NO_BACKENDS: the deploy crashed");
         }
         for p in &flags.slow {
-            console.line(format!("  WARNING: backend {p} is below 50% of the median rate"));
+            console.line(format!(
+                "  WARNING: backend {p} is below 50% of the median rate"
+            ));
         }
         for p in &flags.stalled {
-            console.line(format!("  WARNING: backend {p} total_processed did not grow between samples (stalled)"));
+            console.line(format!(
+                "  WARNING: backend {p} total_processed did not grow between samples (stalled)"
+            ));
         }
         st.borrow_mut().throughput = Some(report);
         if let Some(e) = error {
             return fail("throughput", e);
         }
-        st.borrow_mut().phases.push(("throughput", PhaseState::Passed));
+        st.borrow_mut()
+            .phases
+            .push(("throughput", PhaseState::Passed));
     }
     // 4. validate
     if args.skip_validate {
         header(console, 3, "skipped (--skip-validate)");
-        st.borrow_mut().phases.push(("validate", PhaseState::Skipped("--skip-validate".into())));
+        st.borrow_mut()
+            .phases
+            .push(("validate", PhaseState::Skipped("--skip-validate".into())));
         return;
     }
-    header(console, 3, &format!("POST /api/v1/inference/pow/generate ({} vectors, batch {})", reference.artifacts.len(), args.validation_batch_size));
+    header(
+        console,
+        3,
+        &format!(
+            "POST /api/v1/inference/pow/generate ({} vectors, batch {})",
+            reference.artifacts.len(),
+            args.validation_batch_size
+        ),
+    );
     let (PhaseResult { report, error }, result) = phases::validate::run(&ctx).await;
     st.borrow_mut().validation = Some(report);
     if let Some(e) = error {
         return fail("validate", e);
     }
     if let Some(r) = &result {
-        console.line(format!("  n_total={}  n_mismatch={}  p_value={}  fraud_detected={}", r.n_total, r.n_mismatch, r.p_value, r.fraud_detected));
+        console.line(format!(
+            "  n_total={}  n_mismatch={}  p_value={}  fraud_detected={}",
+            r.n_total, r.n_mismatch, r.p_value, r.fraud_detected
+        ));
     }
     st.borrow_mut().result = result.clone();
     if args.cross_check {
@@ -318,20 +403,40 @@ async fn run_phases(args: &ValidateArgs, c: &Client, console: &Console, st: &Ref
             Ok((local, extra)) => {
                 let node_fraud = result.as_ref().is_some_and(|r| r.fraud_detected);
                 let disagree = !node_fraud && local.fraud_detected;
-                console.line(format!("  local: n_mismatch={} p_value={} fraud_detected={}{}", local.n_mismatch, local.p_value, local.fraud_detected,
-                    if disagree { "  -> node self-verdict disagrees with local recomputation" } else { "" }));
+                console.line(format!(
+                    "  local: n_mismatch={} p_value={} fraud_detected={}{}",
+                    local.n_mismatch,
+                    local.p_value,
+                    local.fraud_detected,
+                    if disagree {
+                        "  -> node self-verdict disagrees with local recomputation"
+                    } else {
+                        ""
+                    }
+                ));
                 let mut g = st.borrow_mut();
-                g.cross_check = Some(json!({"local": local, "node": result, "disagree": disagree, "detail": extra,
-                    "message": if disagree { Value::from("node self-verdict disagrees with local recomputation") } else { Value::Null }}));
+                g.cross_check = Some(
+                    json!({"local": local, "node": result, "disagree": disagree, "detail": extra,
+                    "message": if disagree { Value::from("node self-verdict disagrees with local recomputation") } else { Value::Null }}),
+                );
                 g.cross_disagree = disagree;
             }
             Err(e) => return fail("validate", format!("cross-check failed: {e}")),
         }
     }
-    st.borrow_mut().phases.push(("validate", PhaseState::Passed));
+    st.borrow_mut()
+        .phases
+        .push(("validate", PhaseState::Passed));
 }
 
-fn build_reports(args: &ValidateArgs, ts: &str, exp_dir: &std::path::Path, g: &State, verdict: &str, exit_code: i32) -> (Value, Value) {
+fn build_reports(
+    args: &ValidateArgs,
+    ts: &str,
+    exp_dir: &std::path::Path,
+    g: &State,
+    verdict: &str,
+    exit_code: i32,
+) -> (Value, Value) {
     let r = g.reference.as_ref();
     let reference = r.map_or(Value::Null, |r| json!({
         "path": g.ref_path.as_ref().map(|p| p.display().to_string()),
@@ -339,18 +444,23 @@ fn build_reports(args: &ValidateArgs, ts: &str, exp_dir: &std::path::Path, g: &S
         "public_key": r.public_key, "node_id": r.node_id_or_default(), "node_count": r.node_count_or_default(),
         "n_vectors": r.artifacts.len(), "source": r.source, "additional_args": r.additional_args.clone().unwrap_or_default(),
     }));
-    let cli_deploy = args.tp_size.is_some() || args.max_model_len.is_some() || !args.extra_arg.is_empty();
-    let deploy_config = r.map_or(Value::Null, |_| json!({
-        "dtype": args.dtype, "additional_args": g.deploy_args,
-        "source": if cli_deploy { "artifact+cli" } else { "artifact" },
-    }));
+    let cli_deploy =
+        args.tp_size.is_some() || args.max_model_len.is_some() || !args.extra_arg.is_empty();
+    let deploy_config = r.map_or(Value::Null, |_| {
+        json!({
+            "dtype": args.dtype, "additional_args": g.deploy_args,
+            "source": if cli_deploy { "artifact+cli" } else { "artifact" },
+        })
+    });
     let poc_params = r.map_or(Value::Null, |r| json!({
         "seq_len": r.seq_len, "k_dim": r.k_dim, "block_hash": r.block_hash, "public_key": r.public_key,
         "node_id": r.node_id_or_default(), "node_count": r.node_count_or_default(),
         "throughput_batch_size": args.batch_size, "validation_batch_size": args.validation_batch_size,
         "source": "artifact",
     }));
-    let stat_test = g.stat_test.map_or(Value::Null, |s| serde_json::to_value(s).unwrap_or(Value::Null));
+    let stat_test = g.stat_test.map_or(Value::Null, |s| {
+        serde_json::to_value(s).unwrap_or(Value::Null)
+    });
     let mut config = report::obj();
     report::put(&mut config, "timestamp", json!(ts));
     report::put(&mut config, "mlnode_url", json!(args.mlnode_url));
@@ -363,7 +473,10 @@ fn build_reports(args: &ValidateArgs, ts: &str, exp_dir: &std::path::Path, g: &S
     let mut rep = config.clone();
     rep.insert("download".into(), g.download.clone().unwrap_or(Value::Null));
     rep.insert("deploy".into(), g.deploy.clone().unwrap_or(Value::Null));
-    rep.insert("throughput".into(), g.throughput.clone().unwrap_or(Value::Null));
+    rep.insert(
+        "throughput".into(),
+        g.throughput.clone().unwrap_or(Value::Null),
+    );
     let validation = g.validation.clone().map_or(Value::Null, |mut v| {
         let passed = g.result.as_ref().map(|r| !r.fraud_detected);
         let has = g.result.as_ref().map(|r| r.n_mismatch > 0);
@@ -374,10 +487,16 @@ fn build_reports(args: &ValidateArgs, ts: &str, exp_dir: &std::path::Path, g: &S
         v
     });
     rep.insert("validation".into(), validation);
-    rep.insert("cross_check".into(), g.cross_check.clone().unwrap_or(Value::Null));
+    rep.insert(
+        "cross_check".into(),
+        g.cross_check.clone().unwrap_or(Value::Null),
+    );
     rep.insert("verdict".into(), json!(verdict));
     rep.insert("exit_code".into(), json!(exit_code));
     rep.insert("error".into(), json!(g.error));
-    rep.insert("experiment_dir".into(), json!(exp_dir.display().to_string()));
+    rep.insert(
+        "experiment_dir".into(),
+        json!(exp_dir.display().to_string()),
+    );
     (Value::Object(config), Value::Object(rep))
 }

@@ -15,13 +15,20 @@ async fn main() {
         .init();
     let args = ValidateArgs::parse();
     let json = args.json;
-    let console = if json { Console::Stderr } else { Console::Stdout };
+    let console = if json {
+        Console::Stderr
+    } else {
+        Console::Stdout
+    };
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     let outcome = mlnode_validator::run(args, console, cancel).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome.summary()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome.summary()).unwrap_or_default()
+        );
     }
     std::process::exit(outcome.exit_code);
 }

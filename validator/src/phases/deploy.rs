@@ -24,7 +24,8 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
     };
     let st_json = serde_json::to_value(&st).unwrap_or(Value::Null);
     if st.is_running {
-        ctx.console.line("  vLLM already running: deploy config NOT applied");
+        ctx.console
+            .line("  vLLM already running: deploy config NOT applied");
         return PhaseResult::ok(report("already_running", &st_json));
     }
     if skip {
@@ -34,14 +35,22 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
         );
     }
     if st.is_starting {
-        ctx.console.line("  vLLM startup already in progress; waiting");
+        ctx.console
+            .line("  vLLM startup already in progress; waiting");
     } else {
         let body = json!({"model": ctx.args.model, "dtype": ctx.args.dtype, "additional_args": ctx.deploy_args});
-        match c.post_raw("/api/v1/inference/up/async", &body, STATUS_TIMEOUT).await {
+        match c
+            .post_raw("/api/v1/inference/up/async", &body, STATUS_TIMEOUT)
+            .await
+        {
             Ok(a) if a.status == 200 => ctx.console.line("  startup initiated"),
-            Ok(a) if a.status == 409 => ctx.console.line(format!("  409 (benign): {}", crate::client::detail_of(&a.body))),
+            Ok(a) if a.status == 409 => ctx.console.line(format!(
+                "  409 (benign): {}",
+                crate::client::detail_of(&a.body)
+            )),
             Ok(a) => {
-                let e = Client::expect::<Value>("POST", "/api/v1/inference/up/async", a, &[200]).unwrap_err();
+                let e = Client::expect::<Value>("POST", "/api/v1/inference/up/async", a, &[200])
+                    .unwrap_err();
                 return PhaseResult::failed(report("error", &st_json), e.to_string());
             }
             Err(e) => return PhaseResult::failed(report("error", &st_json), e.to_string()),
@@ -53,7 +62,10 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
         if c.clock.now() - t0 > ctx.args.deploy_timeout {
             return PhaseResult::failed(
                 report("timeout", &last),
-                format!("vLLM did not become ready within {}s; last status: {last}", ctx.args.deploy_timeout),
+                format!(
+                    "vLLM did not become ready within {}s; last status: {last}",
+                    ctx.args.deploy_timeout
+                ),
             );
         }
         c.clock.sleep(POLL_SECONDS).await;
@@ -68,11 +80,17 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
             st.elapsed_seconds.unwrap_or(0.0)
         ));
         if st.is_running {
-            ctx.console.line(format!("  vLLM running (server elapsed {:.1}s)", st.elapsed_seconds.unwrap_or(0.0)));
+            ctx.console.line(format!(
+                "  vLLM running (server elapsed {:.1}s)",
+                st.elapsed_seconds.unwrap_or(0.0)
+            ));
             return PhaseResult::ok(report("deployed", &last));
         }
         if matches!(st.status, StartupState::Failed | StartupState::Cancelled) {
-            return PhaseResult::failed(report("failed", &last), format!("vLLM startup failed: {last}"));
+            return PhaseResult::failed(
+                report("failed", &last),
+                format!("vLLM startup failed: {last}"),
+            );
         }
     }
 }

@@ -24,32 +24,53 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
     let c = ctx.client;
     let model = Model::latest(ctx.args.model.clone());
     let t0 = c.clock.now();
-    let report = |action: &str, last: &str| {
-        json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "last_status": last})
-    };
-    let st: ModelStatusResponse = match c.post("/api/v1/models/status", &model, STATUS_TIMEOUT).await {
+    let report = |action: &str, last: &str| json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "last_status": last});
+    let st: ModelStatusResponse = match c
+        .post("/api/v1/models/status", &model, STATUS_TIMEOUT)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return PhaseResult::failed(report("error", "unknown"), e.to_string()),
     };
     if st.status == ModelStatus::Downloaded {
-        ctx.console.line(format!("  {} already downloaded", model.hf_repo));
+        ctx.console
+            .line(format!("  {} already downloaded", model.hf_repo));
         return PhaseResult::ok(report("already_downloaded", "DOWNLOADED"));
     }
-    ctx.console.line(format!("  status {}; starting download", status_word(st.status)));
-    let a = match c.post_raw("/api/v1/models/download", &model, STATUS_TIMEOUT).await {
+    ctx.console.line(format!(
+        "  status {}; starting download",
+        status_word(st.status)
+    ));
+    let a = match c
+        .post_raw("/api/v1/models/download", &model, STATUS_TIMEOUT)
+        .await
+    {
         Ok(a) => a,
-        Err(e) => return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string()),
+        Err(e) => {
+            return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string())
+        }
     };
     if a.status == 409 {
-        ctx.console.line(format!("  download already in progress: {}", crate::client::detail_of(&a.body)));
+        ctx.console.line(format!(
+            "  download already in progress: {}",
+            crate::client::detail_of(&a.body)
+        ));
     } else {
-        match Client::expect::<DownloadStartResponse>("POST", "/api/v1/models/download", a, &[200, 202]) {
+        match Client::expect::<DownloadStartResponse>(
+            "POST",
+            "/api/v1/models/download",
+            a,
+            &[200, 202],
+        ) {
             Ok(d) if d.status == ModelStatus::Downloaded => {
-                ctx.console.line("  download verified: already complete in the cache");
+                ctx.console
+                    .line("  download verified: already complete in the cache");
                 return PhaseResult::ok(report("verified", "DOWNLOADED"));
             }
             Ok(_) => {}
-            Err(e) => return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string()),
+            Err(e) => {
+                return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string())
+            }
         }
     }
     let progress = Progress::start(format!("downloading {}", model.hf_repo));
@@ -67,19 +88,30 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
                 ),
             );
         }
-        c.clock.sleep(POLL_SECONDS.min(ctx.args.download_timeout.max(0.001))).await;
-        let st: ModelStatusResponse = match c.post("/api/v1/models/status", &model, STATUS_TIMEOUT).await {
+        c.clock
+            .sleep(POLL_SECONDS.min(ctx.args.download_timeout.max(0.001)))
+            .await;
+        let st: ModelStatusResponse = match c
+            .post("/api/v1/models/status", &model, STATUS_TIMEOUT)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return PhaseResult::failed(report("error", &last), e.to_string()),
         };
         last = status_word(st.status);
         let elapsed = st.progress.as_ref().map(|p| p.elapsed_seconds);
-        progress.set(format!("downloading {}: {last} {:.0}s", model.hf_repo, elapsed.unwrap_or(waited)));
+        progress.set(format!(
+            "downloading {}: {last} {:.0}s",
+            model.hf_repo,
+            elapsed.unwrap_or(waited)
+        ));
         if c.clock.now() - last_print >= 10.0 {
             last_print = c.clock.now();
             ctx.console.line(format!(
                 "  ... {last}{}",
-                elapsed.map(|e| format!(" (server elapsed {e:.1}s)")).unwrap_or_default()
+                elapsed
+                    .map(|e| format!(" (server elapsed {e:.1}s)"))
+                    .unwrap_or_default()
             ));
         }
         match st.status {

@@ -33,7 +33,10 @@ pub struct PhaseResult {
 
 impl PhaseResult {
     pub fn ok(report: Value) -> Self {
-        PhaseResult { report, error: None }
+        PhaseResult {
+            report,
+            error: None,
+        }
     }
     pub fn failed(report: Value, error: impl Into<String>) -> Self {
         PhaseResult {

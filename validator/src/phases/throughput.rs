@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use mlnode_protocol::wire::{InitGenerateRequest, InitGenerateResponse, PoCParams, PowStatusResponse};
+use mlnode_protocol::wire::{
+    InitGenerateRequest, InitGenerateResponse, PoCParams, PowStatusResponse,
+};
 use serde_json::{json, Value};
 
 use super::{r3, Ctx, PhaseResult, STATUS_TIMEOUT};
@@ -41,7 +43,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// first and the last sample) replicas.
 pub fn flag(samples: &[Value]) -> Flags {
     let mut flags = Flags::default();
-    let Some(last) = samples.last() else { return flags };
+    let Some(last) = samples.last() else {
+        return flags;
+    };
     flags.no_backends = last["n_backends"] == 0;
     let rates: BTreeMap<u16, f64> = last["per_backend"]
         .as_array()
@@ -51,7 +55,11 @@ pub fn flag(samples: &[Value]) -> Flags {
         .collect();
     if rates.len() > 1 {
         let m = median(rates.values().copied().collect());
-        flags.slow = rates.iter().filter(|(_, &r)| r < 0.5 * m).map(|(&p, _)| p).collect();
+        flags.slow = rates
+            .iter()
+            .filter(|(_, &r)| r < 0.5 * m)
+            .map(|(&p, _)| p)
+            .collect();
     }
     if samples.len() >= 2 {
         let totals = |s: &Value| -> BTreeMap<u16, u64> {
@@ -98,38 +106,77 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Flags) {
     let mut tries = 0;
     let resp: InitGenerateResponse = loop {
         tries += 1;
-        let a = match c.post_raw("/api/v1/inference/pow/init/generate", &req, STATUS_TIMEOUT).await {
+        let a = match c
+            .post_raw("/api/v1/inference/pow/init/generate", &req, STATUS_TIMEOUT)
+            .await
+        {
             Ok(a) => a,
-            Err(e) => return (PhaseResult::failed(report(&init, &samples), e.to_string()), Flags::default()),
+            Err(e) => {
+                return (
+                    PhaseResult::failed(report(&init, &samples), e.to_string()),
+                    Flags::default(),
+                )
+            }
         };
         if a.status == 503 && tries < INIT_TRIES {
-            ctx.console.line(format!("  init/generate 503 ({}); retry {tries}/{INIT_TRIES} in 5s", detail_of(&a.body)));
+            ctx.console.line(format!(
+                "  init/generate 503 ({}); retry {tries}/{INIT_TRIES} in 5s",
+                detail_of(&a.body)
+            ));
             c.clock.sleep(5.0).await;
             continue;
         }
-        match Client::expect::<InitGenerateResponse>("POST", "/api/v1/inference/pow/init/generate", a, &[200]) {
+        match Client::expect::<InitGenerateResponse>(
+            "POST",
+            "/api/v1/inference/pow/init/generate",
+            a,
+            &[200],
+        ) {
             Ok(r) => break r,
             Err(e) => {
                 let mut msg = e.to_string();
                 if msg.contains("Already generating") {
                     msg.push_str(" (a stale mining session: POST /api/v1/inference/pow/stop on the node, then retry)");
                 }
-                return (PhaseResult::failed(report(&init, &samples), msg), Flags::default());
+                return (
+                    PhaseResult::failed(report(&init, &samples), msg),
+                    Flags::default(),
+                );
             }
         }
     };
     init = serde_json::to_value(&resp).unwrap_or(Value::Null);
-    ctx.console.line(format!("  init/generate: backends={} n_groups={}", resp.backends, resp.n_groups));
+    ctx.console.line(format!(
+        "  init/generate: backends={} n_groups={}",
+        resp.backends, resp.n_groups
+    ));
     for e in resp.errors.iter().flatten() {
-        ctx.console.line(format!("  WARNING: init failed on port {}: {}", e.port, e.error));
+        ctx.console.line(format!(
+            "  WARNING: init failed on port {}: {}",
+            e.port, e.error
+        ));
     }
     let progress = Progress::start(format!("warm-up {}s", ctx.args.warmup_seconds));
     c.clock.sleep(ctx.args.warmup_seconds).await;
     let start = c.clock.now();
     let mut error = None;
-    while c.clock.now() - start < ctx.args.measure_seconds {
+    // Samples sit on a fixed grid, start + k·interval, so request latency cannot drop one.
+    let mut k = 0u64;
+    loop {
+        let due = k as f64 * ctx.args.sample_interval;
+        if due >= ctx.args.measure_seconds {
+            break;
+        }
+        let wait = start + due - c.clock.now();
+        if wait > 0.0 {
+            c.clock.sleep(wait).await;
+        }
+        k += 1;
         let elapsed = c.clock.now() - start;
-        match c.get::<PowStatusResponse>("/api/v1/inference/pow/status", STATUS_TIMEOUT).await {
+        match c
+            .get::<PowStatusResponse>("/api/v1/inference/pow/status", STATUS_TIMEOUT)
+            .await
+        {
             Ok(st) => {
                 let per: Vec<Value> = st
                     .backends
@@ -140,23 +187,35 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Flags) {
                                "total_processed": b.stats.as_ref().map_or(0, |s| s.total_processed)})
                     })
                     .collect();
-                let sum: f64 = per.iter().filter_map(|b| b["nonces_per_second"].as_f64()).sum();
+                let sum: f64 = per
+                    .iter()
+                    .filter_map(|b| b["nonces_per_second"].as_f64())
+                    .sum();
                 let status = serde_json::to_value(st.status).unwrap_or(Value::Null);
-                progress.set(format!("measuring: {} backends, {:.2} nonces/s", per.len(), sum));
-                samples.push(json!({"elapsed_s": r3(elapsed), "status": status, "n_backends": per.len(),
-                                    "per_backend": per, "sum_nonces_per_second": sum}));
+                progress.set(format!(
+                    "measuring: {} backends, {:.2} nonces/s",
+                    per.len(),
+                    sum
+                ));
+                samples.push(
+                    json!({"elapsed_s": r3(elapsed), "status": status, "n_backends": per.len(),
+                                    "per_backend": per, "sum_nonces_per_second": sum}),
+                );
             }
             Err(e) => {
                 error = Some(format!("sampling failed: {e}"));
                 break;
             }
         }
-        c.clock.sleep(ctx.args.sample_interval).await;
     }
     drop(progress);
     // Always stop, errors ignored.
-    if let Err(e) = c.post_raw("/api/v1/inference/pow/stop", &json!({}), STATUS_TIMEOUT).await {
-        ctx.console.line(format!("  (pow/stop failed, ignored: {e})"));
+    if let Err(e) = c
+        .post_raw("/api/v1/inference/pow/stop", &json!({}), STATUS_TIMEOUT)
+        .await
+    {
+        ctx.console
+            .line(format!("  (pow/stop failed, ignored: {e})"));
     }
     let flags = flag(&samples);
     let rep = report(&init, &samples);
@@ -171,7 +230,10 @@ pub fn summarise(samples: &[Value]) -> Value {
     if samples.is_empty() {
         return Value::Null;
     }
-    let sums: Vec<f64> = samples.iter().filter_map(|s| s["sum_nonces_per_second"].as_f64()).collect();
+    let sums: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s["sum_nonces_per_second"].as_f64())
+        .collect();
     let avg = sums.iter().sum::<f64>() / sums.len().max(1) as f64;
     let last = &samples[samples.len() - 1];
     let finals: serde_json::Map<String, Value> = last["per_backend"]
@@ -196,7 +258,10 @@ mod tests {
     use super::*;
 
     fn sample(per: &[(u16, f64, u64)]) -> Value {
-        let per: Vec<Value> = per.iter().map(|(p, r, t)| json!({"port": p, "nonces_per_second": r, "total_processed": t})).collect();
+        let per: Vec<Value> = per
+            .iter()
+            .map(|(p, r, t)| json!({"port": p, "nonces_per_second": r, "total_processed": t}))
+            .collect();
         json!({"n_backends": per.len(), "per_backend": per, "sum_nonces_per_second": 0.0})
     }
 
@@ -206,8 +271,18 @@ mod tests {
             sample(&[(5001, 20.0, 100), (5002, 20.0, 100), (5003, 8.0, 40)]),
             sample(&[(5001, 20.0, 300), (5002, 20.0, 300), (5003, 8.0, 120)]),
         ];
-        assert_eq!(flag(&s), Flags { slow: vec![5003], stalled: vec![], no_backends: false });
-        let s = vec![sample(&[(5001, 20.0, 100), (5002, 19.0, 64)]), sample(&[(5001, 20.0, 300), (5002, 12.0, 64)])];
+        assert_eq!(
+            flag(&s),
+            Flags {
+                slow: vec![5003],
+                stalled: vec![],
+                no_backends: false
+            }
+        );
+        let s = vec![
+            sample(&[(5001, 20.0, 100), (5002, 19.0, 64)]),
+            sample(&[(5001, 20.0, 300), (5002, 12.0, 64)]),
+        ];
         assert_eq!(flag(&s).stalled, vec![5002]);
         assert!(flag(&[sample(&[])]).no_backends);
         // At exactly 50 % of the median a replica is not flagged.

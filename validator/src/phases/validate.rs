@@ -48,20 +48,37 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Option<ValidationResult>) {
     let report = |resp: &Value| json!({"request": {"n_total": n_total}, "response": resp});
     let a = match ctx
         .client
-        .post_raw("/api/v1/inference/pow/generate", &request(ctx, true), ctx.args.validation_timeout)
+        .post_raw(
+            "/api/v1/inference/pow/generate",
+            &request(ctx, true),
+            ctx.args.validation_timeout,
+        )
         .await
     {
         Ok(a) => a,
-        Err(e) => return (PhaseResult::failed(report(&Value::Null), e.to_string()), None),
+        Err(e) => {
+            return (
+                PhaseResult::failed(report(&Value::Null), e.to_string()),
+                None,
+            )
+        }
     };
     let body = a.body.clone();
-    match crate::client::Client::expect::<GenerateResponse>("POST", "/api/v1/inference/pow/generate", a, &[200]) {
+    match crate::client::Client::expect::<GenerateResponse>(
+        "POST",
+        "/api/v1/inference/pow/generate",
+        a,
+        &[200],
+    ) {
         Ok(GenerateResponse::Completed {
             result: JobResult::Validation(v),
             ..
         }) => (PhaseResult::ok(report(&body)), Some(v)),
         Ok(_) => (
-            PhaseResult::failed(report(&body), format!("pow/generate did not return a validation result: {body}")),
+            PhaseResult::failed(
+                report(&body),
+                format!("pow/generate did not return a validation result: {body}"),
+            ),
             None,
         ),
         Err(e) => (PhaseResult::failed(report(&body), e.to_string()), None),
@@ -72,7 +89,11 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Option<ValidationResult>) {
 pub async fn cross_check(ctx: &Ctx<'_>) -> Result<(ValidationResult, Value), String> {
     let resp: GenerateResponse = ctx
         .client
-        .post("/api/v1/inference/pow/generate", &request(ctx, false), ctx.args.validation_timeout)
+        .post(
+            "/api/v1/inference/pow/generate",
+            &request(ctx, false),
+            ctx.args.validation_timeout,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let GenerateResponse::Completed {
@@ -83,8 +104,10 @@ pub async fn cross_check(ctx: &Ctx<'_>) -> Result<(ValidationResult, Value), Str
         return Err("pow/generate (no validation) did not return artifacts".into());
     };
     let k = ctx.reference.k_dim as usize;
-    let own: std::collections::HashMap<i64, String> =
-        artifacts.into_iter().map(|a| (a.nonce, a.vector_b64)).collect();
+    let own: std::collections::HashMap<i64, String> = artifacts
+        .into_iter()
+        .map(|a| (a.nonce, a.vector_b64))
+        .collect();
     let result = verdict::validate(
         &ctx.reference.nonces(),
         &ctx.reference.artifacts,
@@ -92,6 +115,11 @@ pub async fn cross_check(ctx: &Ctx<'_>) -> Result<(ValidationResult, Value), Str
         &ctx.stat_test.values,
     )
     .map_err(|e| e.to_string())?;
-    let missing = ctx.reference.nonces().iter().filter(|n| !own.contains_key(n)).count();
+    let missing = ctx
+        .reference
+        .nonces()
+        .iter()
+        .filter(|n| !own.contains_key(n))
+        .count();
     Ok((result, json!({"node_vectors_missing": missing})))
 }
