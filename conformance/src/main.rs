@@ -1,1 +1,127 @@
-fn main() {}
+//! `mlnode-conformance`: contract checks for any MLNode, simulated or real.
+//! Exit 0 all pass, 1 any check failed, 2 usage error or node unreachable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mlnode_conformance::{checks, outcome, Target};
+use mlnode_sim::SimClock;
+use mlnode_validator::client::Client;
+
+/// Check that an MLNode honours the PoC v2 contract — including that it catches fraud.
+#[derive(Debug, Parser)]
+#[command(name = "mlnode-conformance", version)]
+struct Cli {
+    /// Node base URL, or `sim:<scenario>` (embedded simulator with the model deployed).
+    #[arg(long)]
+    mlnode_url: String,
+    /// Model the node serves (default: /api/v1/state loaded_model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Golden reference (default: <artifacts dir>/<safe id>.json when present).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Directory of golden references [default: ./artifacts or the repo's].
+    #[arg(long)]
+    artifacts_dir: Option<PathBuf>,
+    /// Also run checks that start and stop mining (init/generate, stop).
+    #[arg(long)]
+    allow_disruptive: bool,
+    /// Print one JSON summary on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Write a JUnit XML file with one test case per check.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Simulated seconds per wall second for timeouts (default 1; 1000 for `sim:`).
+    #[arg(long)]
+    time_scale: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    std::process::exit(run(cli).await);
+}
+
+async fn run(cli: Cli) -> i32 {
+    let artifacts_dir = cli
+        .artifacts_dir
+        .clone()
+        .unwrap_or_else(mlnode_sim::fixtures::default_artifacts_dir);
+    let mut _sim = None;
+    let (url, scale) = match cli.mlnode_url.strip_prefix("sim:") {
+        Some(name) => {
+            let scale = cli.time_scale.unwrap_or(1000.0);
+            let started = async {
+                let mut s = mlnode_sim::fixtures::load_scenario(name)?;
+                s.node.time_scale = scale;
+                let model = cli
+                    .model
+                    .clone()
+                    .or(s.expect.as_ref().map(|e| e.model.clone()));
+                s.node.deployed_model = s.node.deployed_model.or(model);
+                let refs = artifacts_dir.is_dir().then_some(artifacts_dir.as_path());
+                let node = mlnode_sim::build_node(s.node, refs)?;
+                anyhow::Ok(mlnode_sim::spawn(node).await?)
+            }
+            .await;
+            match started {
+                Ok(h) => {
+                    let u = h.url();
+                    _sim = Some(h);
+                    (u, scale)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+        }
+        None => (cli.mlnode_url.clone(), cli.time_scale.unwrap_or(1.0)),
+    };
+    let client = Client::new(&url, SimClock::new(scale));
+    let target = match Target::resolve(
+        client,
+        cli.model.clone(),
+        cli.reference.as_deref(),
+        &artifacts_dir,
+        cli.allow_disruptive,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let results = checks::run_all(&target).await;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome::summary(&cli.mlnode_url, &results))
+                .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "mlnode-conformance: {} (model: {})",
+            cli.mlnode_url,
+            target.model.as_deref().unwrap_or("none")
+        );
+        print!("{}", outcome::table(&results));
+    }
+    if let Some(path) = &cli.junit {
+        if let Err(e) = outcome::write_junit(path, &results) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    outcome::exit_code(&results)
+}

@@ -120,6 +120,9 @@ pub struct Faults {
     pub download: Option<DownloadFault>,
     pub deploy: Option<DeployFault>,
     pub crash_after_seconds: f64,
+    /// Watcher delay from a failed startup to the process exit (3 strikes × 2 s = 6 s;
+    /// `WATCHER_MAX_UNHEALTHY_COUNT` scales it).
+    pub exit_after_seconds: f64,
     pub down_seconds: f64,
     /// Replicas deploy but never pass a health check (`NO_BACKENDS`).
     pub no_backends: bool,
@@ -140,6 +143,7 @@ impl Default for Faults {
             download: None,
             deploy: None,
             crash_after_seconds: 60.0,
+            exit_after_seconds: 6.0,
             down_seconds: 20.0,
             no_backends: false,
             stale_generating: false,
@@ -191,6 +195,7 @@ impl NodeConfig {
                 self.faults.crash_after_seconds,
             ),
             ("faults.down_seconds", self.faults.down_seconds),
+            ("faults.exit_after_seconds", self.faults.exit_after_seconds),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(key, "must be a finite number >= 0"));

@@ -258,8 +258,8 @@ impl Node {
                         g.startup = Startup::Failed { error };
                         g.runner = None;
                         if self.cfg.faults.deploy == Some(DeployFault::ExitOnFailure) {
-                            // Watcher: 3 strikes × 2 s, then os._exit(1).
-                            let from = ends + 6.0;
+                            // Watcher: N strikes × 2 s, then os._exit(1).
+                            let from = ends + self.cfg.faults.exit_after_seconds;
                             g.down = Some((from, from + self.cfg.faults.down_seconds));
                         }
                     }
@@ -281,9 +281,7 @@ impl Node {
             if now >= t.ends && !t.cancelled {
                 match t.outcome {
                     DownloadOutcome::Ok => finished.push((id.clone(), true)),
-                    DownloadOutcome::Vanish if now >= t.ends + 5.0 => {
-                        finished.push((id.clone(), false))
-                    }
+                    DownloadOutcome::Vanish => finished.push((id.clone(), false)),
                     _ => {}
                 }
             }
@@ -628,14 +626,8 @@ impl Node {
                     resp.status = ModelStatus::Partial;
                     resp.error_message = Some(msg.clone());
                 }
-                DownloadOutcome::Vanish => {
-                    resp.status = ModelStatus::Partial;
-                    resp.error_message = Some(format!(
-                        "Network error after 5 retry attempts: connection reset while fetching {}",
-                        model.hf_repo
-                    ));
-                }
-                DownloadOutcome::Stuck => {}
+                // The record is dropped as the task fails: back to NOT_FOUND.
+                DownloadOutcome::Vanish | DownloadOutcome::Stuck => {}
             }
             return resp;
         }

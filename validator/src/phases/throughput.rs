@@ -190,7 +190,8 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Flags) {
                 let sum: f64 = per
                     .iter()
                     .filter_map(|b| b["nonces_per_second"].as_f64())
-                    .sum();
+                    // from +0.0: an empty f64 sum is -0.0, which would print as "-0.00".
+                    .fold(0.0, |a, b| a + b);
                 let status = serde_json::to_value(st.status).unwrap_or(Value::Null);
                 progress.set(format!(
                     "measuring: {} backends, {:.2} nonces/s",
@@ -234,7 +235,7 @@ pub fn summarise(samples: &[Value]) -> Value {
         .iter()
         .filter_map(|s| s["sum_nonces_per_second"].as_f64())
         .collect();
-    let avg = sums.iter().sum::<f64>() / sums.len().max(1) as f64;
+    let avg = sums.iter().fold(0.0, |a, b| a + b) / sums.len().max(1) as f64;
     let last = &samples[samples.len() - 1];
     let finals: serde_json::Map<String, Value> = last["per_backend"]
         .as_array()

@@ -1,0 +1,122 @@
+//! Schema and status-code conformance of the read-only endpoints, and the error contract.
+
+use mlnode_protocol::wire::*;
+use mlnode_validator::client::Client;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::request;
+use crate::outcome::CheckResult;
+use crate::target::Target;
+
+async fn get_as<T: DeserializeOwned>(
+    t: &Target,
+    name: &str,
+    path: &str,
+    ok: &[u16],
+) -> CheckResult {
+    match t.client.get_raw(path, 30.0).await {
+        Err(e) => CheckResult::fail(name, e.to_string()),
+        Ok(a) => {
+            let code = a.status;
+            match Client::expect::<T>("GET", path, a, ok) {
+                Ok(_) => CheckResult::pass(name, format!("GET {path} → {code}, body parses")),
+                Err(e) => CheckResult::fail(name, e.to_string()),
+            }
+        }
+    }
+}
+
+/// Every read-only endpoint answers with its documented status and body shape.
+pub async fn schema(t: &Target) -> Vec<CheckResult> {
+    let mut out = vec![
+        get_as::<StateResponse>(t, "schema/state", "/api/v1/state", &[200]).await,
+        get_as::<VersionsResponse>(t, "schema/versions", "/api/v1/versions", &[200]).await,
+        get_as::<HealthResponse>(t, "schema/health", "/health", &[200, 503]).await,
+        get_as::<StartupStatus>(t, "schema/up-status", "/api/v1/inference/up/status", &[200]).await,
+        get_as::<PowStatusResponse>(
+            t,
+            "schema/pow-status",
+            "/api/v1/inference/pow/status",
+            &[200],
+        )
+        .await,
+    ];
+    let repo = t
+        .model
+        .clone()
+        .unwrap_or_else(|| "conformance/probe".into());
+    let path = "/api/v1/models/status";
+    out.push(
+        match t.client.post_raw(path, &Model::latest(repo), 30.0).await {
+            Err(e) => CheckResult::fail("schema/models-status", e.to_string()),
+            Ok(a) => match Client::expect::<ModelStatusResponse>("POST", path, a, &[200]) {
+                Ok(s) => CheckResult::pass(
+                    "schema/models-status",
+                    format!("POST {path} → 200, status {:?}", s.status),
+                ),
+                Err(e) => CheckResult::fail("schema/models-status", e.to_string()),
+            },
+        },
+    );
+    out
+}
+
+fn detail(v: &Value) -> String {
+    mlnode_validator::client::detail_of(v)
+}
+
+/// 422 for an unknown key in `params`, 400 for a nonce-set mismatch, 409 with the nested
+/// detail for a params mismatch. All three are rejected before any compute.
+pub async fn errors(t: &Target, model: &str) -> Vec<CheckResult> {
+    let path = "/api/v1/inference/pow/generate";
+    let base = serde_json::to_value(request(t, model)).unwrap_or(Value::Null);
+    let mut out = Vec::new();
+
+    let mut body = base.clone();
+    body["params"]["conformance_unknown_key"] = json!(1);
+    out.push(match t.client.post_raw(path, &body, 30.0).await {
+        Ok(a) => CheckResult::expect(
+            "errors/unknown-param-422",
+            a.status == 422,
+            format!("unknown key in params → HTTP {} {}", a.status, a.body),
+        ),
+        Err(e) => CheckResult::fail("errors/unknown-param-422", e.to_string()),
+    });
+
+    let mut body = base.clone();
+    body["validation"] = json!({"artifacts": [{"nonce": 0, "vector_b64": "AAAA"}]});
+    out.push(match t.client.post_raw(path, &body, 30.0).await {
+        Ok(a) => CheckResult::expect(
+            "errors/nonce-set-400",
+            a.status == 400,
+            format!(
+                "1 artifact for 32 nonces → HTTP {}: {}",
+                a.status,
+                detail(&a.body)
+            ),
+        ),
+        Err(e) => CheckResult::fail("errors/nonce-set-400", e.to_string()),
+    });
+
+    let mut body = base;
+    body["params"]["model"] = json!("conformance/not-served-model");
+    out.push(match t.client.post_raw(path, &body, 30.0).await {
+        Ok(a) => {
+            // The MLNode embeds the replica's JSON as a string; accept an object too.
+            let d = detail(&a.body);
+            let nested: Value = serde_json::from_str(&d).unwrap_or(a.body["detail"].clone());
+            let inner = nested.get("detail").unwrap_or(&nested);
+            let ok = a.status == 409
+                && inner["error"] == "params mismatch"
+                && inner.get("requested").is_some();
+            CheckResult::expect(
+                "errors/params-mismatch-409",
+                ok,
+                format!("unserved model → HTTP {}: {d}", a.status),
+            )
+        }
+        Err(e) => CheckResult::fail("errors/params-mismatch-409", e.to_string()),
+    });
+    out
+}
