@@ -83,8 +83,9 @@ pub fn table(results: &[CheckResult]) -> String {
         out.push_str(&format!("{s}  {:<w$}  {ev}\n", r.name));
     }
     let count = |s| results.iter().filter(|r| r.status == s).count();
+    // Not "N passed, N failed": CI tooling reads that shape as a test-runner tally.
     out.push_str(&format!(
-        "{} passed, {} failed, {} skipped\n",
+        "checks: {} pass / {} fail / {} skip\n",
         count(Status::Pass),
         count(Status::Fail),
         count(Status::Skip)

@@ -135,6 +135,8 @@ pub struct Faults {
     pub lying_validation: bool,
     /// Per-nonce mismatch models, first match wins (poc-math §5).
     pub mismatch: Vec<MismatchRule>,
+    /// Transport faults per endpoint (latency, reset, empty, truncate, garbage, dribble, hang).
+    pub transport: Vec<crate::transport::TransportFault>,
 }
 
 impl Default for Faults {
@@ -151,6 +153,7 @@ impl Default for Faults {
             generate_delay_seconds: None,
             lying_validation: false,
             mismatch: Vec::new(),
+            transport: Vec::new(),
         }
     }
 }
@@ -208,6 +211,10 @@ impl NodeConfig {
             if !(r.rate.is_finite() && r.rate >= 0.0) {
                 return Err(bad(&format!("faults.replicas[{i}].rate"), "must be >= 0"));
             }
+        }
+        for (i, t) in self.faults.transport.iter().enumerate() {
+            t.check()
+                .map_err(|reason| bad(&format!("faults.transport[{i}]"), reason))?;
         }
         for (i, m) in self.faults.mismatch.iter().enumerate() {
             m.check()

@@ -9,6 +9,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`api`] | `fn app(node) -> Router`, one module per endpoint group, the 422 extractor |
+//! | [`sim`] | the served state: swappable node, journal, transport faults, admin options |
+//! | [`admin`] | `/sim/v1/*`: scenarios, faults, replica health, reset, journal |
+//! | [`transport`] | transport faults: latency, reset, empty reply, truncate, garbage, dribble, hang |
+//! | [`journal`] | the bounded request journal |
 //! | [`node`] | the node's state machines: cache, startup, replicas, PoC semantics |
 //! | [`replica`] | one vLLM replica: health damping, virtual mining, job queue |
 //! | [`callbacks`] | `{url}/generated` / `{url}/validated` delivery with retries |
@@ -21,30 +25,36 @@
 //!
 //! Embedding: [`build_node`] + [`spawn`] start a node on `127.0.0.1:0` in-process.
 
+pub mod admin;
 pub mod api;
 pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fixtures;
+pub mod journal;
 pub mod mismatch;
 pub mod node;
 pub mod refs;
 pub mod replica;
+pub mod sim;
+pub mod transport;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
-pub use api::app;
+pub use api::{app, router};
 pub use clock::SimClock;
 pub use config::NodeConfig;
 pub use node::Node;
+pub use sim::{Sim, SimOptions};
 
 /// Why a node could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -73,21 +83,34 @@ pub fn build_node(cfg: NodeConfig, references: Option<&Path>) -> Result<Arc<Node
     Ok(Node::new(cfg, profile, catalog, refs))
 }
 
-/// Serve `node` on `listener` until `shutdown` resolves.
-///
-/// While the node is "down" (the process-exit fault) the listener is closed, so clients
-/// get connection refused; it is bound again on the same address when the node returns.
+/// Serve a node with default options (see [`serve_sim`]).
 pub async fn serve(
     listener: TcpListener,
     node: Arc<Node>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_sim(listener, Sim::new(node, SimOptions::default()), shutdown).await
+}
+
+/// Serve `sim` on `listener` until `shutdown` resolves, then drain connections
+/// (at most 2 s).
+///
+/// Our own accept loop (hyper-util, HTTP/1.1) rather than `axum::serve`, because faults
+/// need the TCP connection: every request carries a [`transport::ConnKill`] that cuts
+/// its connection (RST or FIN-without-reply). While the node is "down" (process-exit
+/// fault) the listener is closed and every connection dropped, so clients get connection
+/// refused; the same address is bound again when the node returns.
+pub async fn serve_sim(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let ticker = tokio::spawn(node.clone().run_ticker());
-    let mut down = node.down_watch();
+    let ticker = tokio::spawn(sim.clone().run_ticker());
+    let mut down = sim.down_watch();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut listener = Some(listener);
-    let result = loop {
+    let result = 'outer: loop {
         let l = match listener.take() {
             Some(l) => l,
             None => match TcpListener::bind(addr).await {
@@ -95,33 +118,32 @@ pub async fn serve(
                 Err(e) => break Err(e),
             },
         };
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            axum::serve(l, app(node.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .into_future(),
-        );
-        tokio::select! {
-            _ = &mut shutdown => {
-                let _ = stop_tx.send(());
-                let _ = server.await;
-                break Ok(());
+        let router = router(sim.clone());
+        let (close_tx, close_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    let _ = close_tx.send(true);
+                    let drain = async { while conns.join_next().await.is_some() {} };
+                    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+                        conns.abort_all();
+                    }
+                    break 'outer Ok(());
+                }
+                _ = async { let _ = down.wait_for(|d| *d).await; } => break,
+                accepted = l.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        conns.spawn(connection(stream, router.clone(), close_rx.clone()));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept failed"),
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
-            _ = async { let _ = down.wait_for(|d| *d).await; } => {}
         }
         tracing::warn!("simulated MLNode process exited (watcher os._exit); refusing connections");
-        // Close the listener and every keep-alive connection; requests still in flight get
-        // a moment, then are cut, as a dying process cuts them.
-        let _ = stop_tx.send(());
-        let abort = server.abort_handle();
-        if tokio::time::timeout(std::time::Duration::from_millis(200), server)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+        drop(l);
+        conns.abort_all();
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = async { let _ = down.wait_for(|d| !*d).await; } => {
@@ -133,10 +155,55 @@ pub async fn serve(
     result
 }
 
+/// Serve one connection; honour a [`transport::ConnKill`] and graceful close.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    mut close: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt;
+    let _ = stream.set_nodelay(true);
+    // A second handle on the socket, to cut it (RST via SO_LINGER 0, or FIN) on demand.
+    let handle = stream
+        .into_std()
+        .and_then(|s| s.try_clone().map(|d| (s, d)));
+    let Ok((std_stream, dup)) = handle else {
+        return;
+    };
+    let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+        return;
+    };
+    let (kill, kill_rx) = transport::ConnKill::new();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(kill.clone());
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        cut = kill_rx => {
+            let sock = socket2::SockRef::from(&dup);
+            match cut {
+                Ok(transport::Cut::Reset) => { let _ = sock.set_linger(Some(Duration::ZERO)); }
+                _ => { let _ = dup.shutdown(std::net::Shutdown::Both); }
+            }
+        }
+        _ = async { let _ = close.wait_for(|c| *c).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 /// A node served in the background on `127.0.0.1:0`.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    /// The node served at start (the admin API may swap it: see `sim`).
     pub node: Arc<Node>,
+    pub sim: Arc<Sim>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -166,17 +233,24 @@ impl Drop for SimHandle {
     }
 }
 
-/// Serve `node` on `127.0.0.1:0` in the background.
+/// Serve `node` on `127.0.0.1:0` in the background (default options).
 pub async fn spawn(node: Arc<Node>) -> std::io::Result<SimHandle> {
+    spawn_sim(Sim::new(node, SimOptions::default())).await
+}
+
+/// Serve `sim` on `127.0.0.1:0` in the background.
+pub async fn spawn_sim(sim: Arc<Sim>) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, node.clone(), async move {
+    let node = sim.node();
+    let task = tokio::spawn(serve_sim(listener, sim.clone(), async move {
         let _ = rx.await;
     }));
     Ok(SimHandle {
         addr,
         node,
+        sim,
         stop: Some(tx),
         task: Some(task),
     })

@@ -61,6 +61,15 @@ struct Cli {
     /// Do not serve reference vectors; use only the generator.
     #[arg(long)]
     no_reference_backed: bool,
+    /// Mount the admin API under /sim/v1/ (scenarios, faults, replica health, journal).
+    #[arg(long)]
+    admin: bool,
+    /// Token required on every admin call (Authorization: Bearer <token> or X-Admin-Token).
+    #[arg(long, requires = "admin")]
+    admin_token: Option<String>,
+    /// Request journal capacity (0 = off).
+    #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
+    journal_size: usize,
     /// List the shipped scenarios and exit.
     #[arg(long)]
     list_scenarios: bool,
@@ -143,8 +152,16 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("http://{addr}");
     tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
-        time_scale = node.clock.scale(), "mlnode-sim listening");
-    mlnode_sim::serve(listener, node, shutdown_signal()).await?;
+        time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
+    let sim = mlnode_sim::Sim::new(
+        node,
+        mlnode_sim::SimOptions {
+            admin: cli.admin,
+            admin_token: cli.admin_token,
+            journal_size: Some(cli.journal_size),
+        },
+    );
+    mlnode_sim::serve_sim(listener, sim, shutdown_signal()).await?;
     tracing::info!("mlnode-sim stopped");
     Ok(())
 }

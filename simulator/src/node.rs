@@ -104,7 +104,6 @@ pub struct Node {
     rr: AtomicUsize,
     http: reqwest::Client,
     sinks: Mutex<HashMap<u32, CallbackSink>>,
-    down_tx: tokio::sync::watch::Sender<bool>,
 }
 
 fn uuid() -> String {
@@ -132,7 +131,6 @@ impl Node {
         for m in cfg.cached_models.iter().chain(cfg.deployed_model.iter()) {
             cache.insert(m.clone(), catalog.models.get(m).copied().unwrap_or(60.0));
         }
-        let (down_tx, _) = tokio::sync::watch::channel(false);
         let node = Arc::new(Node {
             clock,
             profile,
@@ -153,7 +151,6 @@ impl Node {
             rr: AtomicUsize::new(0),
             http: reqwest::Client::new(),
             sinks: Mutex::new(HashMap::new()),
-            down_tx,
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {
@@ -170,9 +167,79 @@ impl Node {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Watch that turns `true` while the node process is "down".
-    pub fn down_watch(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.down_tx.subscribe()
+    /// A fresh node from `cfg`, with this node's references and catalogue.
+    pub fn rebuild(&self, cfg: NodeConfig) -> Result<Arc<Node>, crate::BuildError> {
+        cfg.check()?;
+        let profile = crate::fixtures::profile(&cfg.profile)?;
+        Ok(Node::new(
+            cfg,
+            profile,
+            self.catalog.clone(),
+            self.refs.clone(),
+        ))
+    }
+
+    fn with_replica<T>(
+        &self,
+        index: u32,
+        f: impl FnOnce(&mut Replica, f64) -> T,
+    ) -> Result<T, ApiError> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        self.advance(&mut g, now);
+        g.runner
+            .as_mut()
+            .and_then(|r| r.replicas.iter_mut().find(|x| x.index == index))
+            .map(|r| f(r, now))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("No replica {index} (is a model deployed?)"),
+                )
+            })
+    }
+
+    /// Fail (or restore) a replica's health probes. Failing flips the proxy's view after
+    /// 3 probes (6 s); a good probe restores it at once.
+    pub fn set_replica_health(&self, index: u32, healthy: bool) -> Result<(), ApiError> {
+        self.with_replica(index, |r, now| {
+            r.failing_since = if healthy {
+                None
+            } else {
+                Some(r.failing_since.unwrap_or(now))
+            };
+        })
+    }
+
+    /// Change a replica's rate multiplier (of the profile), stall time and init error.
+    pub fn set_replica_fault(
+        &self,
+        index: u32,
+        rate: Option<f64>,
+        stall_after: Option<f64>,
+        init_error: Option<String>,
+    ) -> Result<(), ApiError> {
+        let base = self.profile.nonces_per_second();
+        self.with_replica(index, |r, now| {
+            if let Some(m) = rate {
+                r.rate = base * m;
+                if let Some(mining) = r.mining.as_mut() {
+                    // Keep what was done; continue at the new rate from now.
+                    let done = mining.processed(now) as f64;
+                    mining.rate = r.rate;
+                    mining.started = now - if r.rate > 0.0 { done / r.rate } else { 0.0 };
+                }
+            }
+            if stall_after.is_some() {
+                r.stall_after = stall_after;
+                if let Some(mining) = r.mining.as_mut() {
+                    mining.stall_at = stall_after.map(|s| now + s);
+                }
+            }
+            if init_error.is_some() {
+                r.init_error = init_error.filter(|e| !e.is_empty());
+            }
+        })
     }
 
     fn replica_count(&self, args: &[String]) -> u32 {
@@ -376,9 +443,9 @@ impl Node {
             .unwrap_or_else(|| r.compute_seconds(n))
     }
 
-    /// One background step: advance, flush mining callbacks, deliver the outbox, and
-    /// publish the up/down state.
-    pub fn tick(self: &Arc<Self>) {
+    /// One background step: advance, flush mining callbacks, deliver the outbox. Returns
+    /// whether the node process is "down" now.
+    pub fn tick(self: &Arc<Self>) -> bool {
         let now = self.clock.now();
         let (outbox, down) = {
             let mut g = self.lock();
@@ -407,11 +474,7 @@ impl Node {
                     .send(cb);
             }
         }
-        self.down_tx.send_if_modified(|d| {
-            let changed = *d != down;
-            *d = down;
-            changed
-        });
+        down
     }
 
     fn flush_mining(&self, r: &mut Replica, now: f64) -> Option<Callback> {
@@ -464,16 +527,6 @@ impl Node {
             url: format!("{}/generated", url.trim_end_matches('/')),
             body: serde_json::to_value(body).unwrap_or(Value::Null),
         })
-    }
-
-    /// Run [`Node::tick`] forever at the clock's tick rate.
-    pub async fn run_ticker(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(self.clock.tick());
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            interval.tick().await;
-            self.tick();
-        }
     }
 
     // --------------------------------------------------------------- vectors

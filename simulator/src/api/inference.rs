@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{InferenceInitRequest, StartupStatus, StatusMessage};
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::sim::{Current, Sim};
 
-pub fn routes() -> Router<Arc<Node>> {
+pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/api/v1/inference/up", post(up))
         .route("/api/v1/inference/up/async", post(up_async))
@@ -21,7 +20,7 @@ pub fn routes() -> Router<Arc<Node>> {
 
 /// Synchronous: blocks until the startup ends (what DAPI uses).
 async fn up(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
 ) -> Result<axum::Json<StatusMessage>, ApiError> {
     Ok(axum::Json(node.inference_up_sync(&req).await?))
@@ -29,16 +28,16 @@ async fn up(
 
 /// 200 (not 202) with `{"status":"starting",...}`.
 async fn up_async(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
 ) -> Result<axum::Json<StatusMessage>, ApiError> {
     Ok(axum::Json(node.inference_up(&req)?))
 }
 
-async fn status(State(node): State<Arc<Node>>) -> axum::Json<StartupStatus> {
+async fn status(Current(node): Current) -> axum::Json<StartupStatus> {
     axum::Json(node.up_status())
 }
 
-async fn down(State(node): State<Arc<Node>>) -> axum::Json<StatusMessage> {
+async fn down(Current(node): Current) -> axum::Json<StatusMessage> {
     axum::Json(node.inference_down())
 }

@@ -17,27 +17,66 @@ pub mod openai;
 pub mod pow;
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::Router;
 
 use crate::error::ApiError;
 use crate::node::Node;
+use crate::sim::{Sim, SimOptions};
 
-/// The whole MLNode API for one simulated node.
+/// The MLNode API for one node, with default serving options (no admin API).
 pub fn app(node: Arc<Node>) -> Router {
-    let limit = node.cfg.body_limit_bytes;
-    Router::new()
+    router(Sim::new(node, SimOptions::default()))
+}
+
+/// The MLNode API for a served simulator: journal → transport faults → routes, plus
+/// `/sim/v1/*` when the admin API is on (never subject to transport faults).
+pub fn router(sim: Arc<Sim>) -> Router {
+    let limit = sim.node().cfg.body_limit_bytes;
+    let mut r = Router::new()
         .merge(models::routes())
         .merge(inference::routes())
         .merge(pow::routes())
         .merge(node::routes())
-        .merge(openai::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+        .merge(openai::routes());
+    if sim.options.admin {
+        r = r.merge(crate::admin::routes(sim.clone()));
+    }
+    r.fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
+        .layer(from_fn_with_state(
+            sim.clone(),
+            crate::transport::middleware,
+        ))
+        .layer(from_fn_with_state(sim.clone(), journal))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(node)
+        .with_state(sim)
+}
+
+/// Record every request in the journal.
+async fn journal(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+    if sim.journal.capacity() == 0 {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let bytes = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    sim.journal
+        .record(method.as_str(), &path, resp.status().as_u16(), ms, bytes);
+    resp
 }

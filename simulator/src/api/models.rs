@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,9 +12,9 @@ use mlnode_protocol::wire::{
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::sim::{Current, Sim};
 
-pub fn routes() -> Router<Arc<Node>> {
+pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/api/v1/models/status", post(status))
         .route("/api/v1/models/download", post(download))
@@ -25,14 +24,14 @@ pub fn routes() -> Router<Arc<Node>> {
 }
 
 async fn status(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(model): Json<Model>,
 ) -> axum::Json<ModelStatusResponse> {
     axum::Json(node.models_status(&model))
 }
 
 async fn download(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(model): Json<Model>,
 ) -> Result<(StatusCode, axum::Json<DownloadStartResponse>), ApiError> {
     Ok((
@@ -42,16 +41,16 @@ async fn download(
 }
 
 async fn delete(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(model): Json<Model>,
 ) -> Result<axum::Json<DeleteModelResponse>, ApiError> {
     Ok(axum::Json(node.models_delete(&model)?))
 }
 
-async fn list(State(node): State<Arc<Node>>) -> axum::Json<ModelListResponse> {
+async fn list(Current(node): Current) -> axum::Json<ModelListResponse> {
     axum::Json(node.models_list())
 }
 
-async fn space(State(node): State<Arc<Node>>) -> axum::Json<SpaceResponse> {
+async fn space(Current(node): Current) -> axum::Json<SpaceResponse> {
     axum::Json(node.models_space())
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,9 +10,9 @@ use axum::Router;
 use mlnode_protocol::wire::{ReadyResponse, StateResponse, StatusMessage, VersionsResponse};
 use serde_json::json;
 
-use crate::node::Node;
+use crate::sim::{Current, Sim};
 
-pub fn routes() -> Router<Arc<Node>> {
+pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/health", get(health))
         .route("/livez", get(health))
@@ -27,7 +26,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/api/v1/pow/status", get(legacy_pow_status))
 }
 
-async fn health(State(node): State<Arc<Node>>) -> Response {
+async fn health(Current(node): Current) -> Response {
     let h = node.health();
     let code = if h.status == "healthy" {
         StatusCode::OK
@@ -37,7 +36,7 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
     (code, axum::Json(h)).into_response()
 }
 
-async fn ready(State(node): State<Arc<Node>>) -> Response {
+async fn ready(Current(node): Current) -> Response {
     let ready = node.ready();
     let code = if ready {
         StatusCode::OK
@@ -47,15 +46,15 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
     (code, axum::Json(ReadyResponse { ready })).into_response()
 }
 
-async fn state(State(node): State<Arc<Node>>) -> axum::Json<StateResponse> {
+async fn state(Current(node): Current) -> axum::Json<StateResponse> {
     axum::Json(node.state())
 }
 
-async fn versions(State(node): State<Arc<Node>>) -> axum::Json<VersionsResponse> {
+async fn versions(Current(node): Current) -> axum::Json<VersionsResponse> {
     axum::Json(node.versions())
 }
 
-async fn stop(State(node): State<Arc<Node>>) -> axum::Json<StatusMessage> {
+async fn stop(Current(node): Current) -> axum::Json<StatusMessage> {
     axum::Json(node.inference_down())
 }
 
@@ -75,7 +74,7 @@ async fn clock() -> Response {
     (StatusCode::NO_CONTENT, h).into_response()
 }
 
-async fn gpu_devices(State(node): State<Arc<Node>>) -> axum::Json<serde_json::Value> {
+async fn gpu_devices(Current(node): Current) -> axum::Json<serde_json::Value> {
     let devices = node.gpu_devices();
     axum::Json(json!({ "count": devices.len(), "devices": devices }))
 }

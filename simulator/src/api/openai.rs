@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
-use crate::node::Node;
+use crate::sim::{Current, Sim};
 
-pub fn routes() -> Router<Arc<Node>> {
+pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(completion))
@@ -23,7 +22,7 @@ fn no_backend() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "No vLLM backend available").into_response()
 }
 
-async fn models(State(node): State<Arc<Node>>) -> Response {
+async fn models(Current(node): Current) -> Response {
     match node.inference_target() {
         None => no_backend(),
         Some((model, _)) => axum::Json(json!({
@@ -35,7 +34,7 @@ async fn models(State(node): State<Arc<Node>>) -> Response {
 }
 
 /// 503 with the plugin's gating body while mining; a canned completion otherwise.
-async fn completion(State(node): State<Arc<Node>>) -> Response {
+async fn completion(Current(node): Current) -> Response {
     match node.inference_target() {
         None => no_backend(),
         Some((_, true)) => {

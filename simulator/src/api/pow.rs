@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{
@@ -12,9 +12,9 @@ use mlnode_protocol::wire::{
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::sim::{Current, Sim};
 
-pub fn routes() -> Router<Arc<Node>> {
+pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/api/v1/inference/pow/init/generate", post(init_generate))
         .route("/api/v1/inference/pow/status", get(status))
@@ -24,30 +24,30 @@ pub fn routes() -> Router<Arc<Node>> {
 }
 
 async fn init_generate(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(req): Json<InitGenerateRequest>,
 ) -> Result<axum::Json<InitGenerateResponse>, ApiError> {
     Ok(axum::Json(node.pow_init(&req)?))
 }
 
-async fn status(State(node): State<Arc<Node>>) -> axum::Json<PowStatusResponse> {
+async fn status(Current(node): Current) -> axum::Json<PowStatusResponse> {
     axum::Json(node.pow_status())
 }
 
 /// The body is ignored (DAPI sends `{}`).
-async fn stop(State(node): State<Arc<Node>>) -> axum::Json<StopResponse> {
+async fn stop(Current(node): Current) -> axum::Json<StopResponse> {
     axum::Json(node.pow_stop())
 }
 
 async fn generate(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Json(req): Json<GenerateRequest>,
 ) -> Result<axum::Json<GenerateResponse>, ApiError> {
     Ok(axum::Json(node.pow_generate(req).await?))
 }
 
 async fn poll(
-    State(node): State<Arc<Node>>,
+    Current(node): Current,
     Path(request_id): Path<String>,
 ) -> Result<axum::Json<JobPollResponse>, ApiError> {
     Ok(axum::Json(node.pow_poll(&request_id)?))

@@ -1,0 +1,182 @@
+//! The admin API under `/sim/v1/` (mounted only with `--admin`): scenarios, faults,
+//! replica health, reset and the request journal. With `--admin-token`, every call needs
+//! `Authorization: Bearer <token>` (or `X-Admin-Token`): missing → 401, wrong → 403.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /sim/v1/scenarios` | list shipped scenarios |
+//! | `POST /sim/v1/scenario` `{"name": ...}` | load a scenario (fresh node) |
+//! | `POST /sim/v1/reset` | back to the current scenario's start |
+//! | `GET/POST/DELETE /sim/v1/faults` | list / add `{path, probability, kind, ...}` / clear transport faults |
+//! | `POST /sim/v1/replicas/{i}/health` `{"healthy": bool}` | fail or restore health probes (3-probe damping) |
+//! | `POST /sim/v1/replicas/{i}/fault` `{"rate"?, "stall_after_seconds"?, "init_error"?}` | per-replica faults |
+//! | `GET /sim/v1/journal?limit=N` | the newest journal entries |
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::extract::Json;
+use crate::error::ApiError;
+use crate::fixtures;
+use crate::sim::Sim;
+use crate::transport::TransportFault;
+
+pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/sim/v1/scenarios", get(scenarios))
+        .route("/sim/v1/scenario", post(load))
+        .route("/sim/v1/reset", post(reset))
+        .route(
+            "/sim/v1/faults",
+            get(faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/sim/v1/replicas/{index}/health", post(replica_health))
+        .route("/sim/v1/replicas/{index}/fault", post(replica_fault))
+        .route("/sim/v1/journal", get(journal))
+        .layer(axum::middleware::from_fn_with_state(sim, auth))
+}
+
+async fn auth(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(token) = &sim.options.admin_token {
+        let h = req.headers();
+        let given = h
+            .get("x-admin-token")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                h.get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+            });
+        match given {
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Missing admin token",
+                ))
+            }
+            Some(t) if t != token => {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "Invalid admin token"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+async fn scenarios() -> Result<axum::Json<Value>, ApiError> {
+    let all = fixtures::all_scenarios()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(axum::Json(json!(all.iter().map(|s| json!({"name": s.name, "description": s.description, "expect": s.expect.as_ref().map(|e| json!({"verdict": e.verdict, "exit_code": e.exit_code, "model": e.model}))})).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadBody {
+    name: String,
+    #[serde(default)]
+    time_scale: Option<f64>,
+}
+
+async fn load(
+    State(sim): State<Arc<Sim>>,
+    Json(b): Json<LoadBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut s = fixtures::load_scenario(&b.name)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    s.node.time_scale = b.time_scale.unwrap_or(sim.node().clock.scale());
+    sim.load(s.node)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(axum::Json(json!({"status": "OK", "scenario": s.name})))
+}
+
+async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Value>, ApiError> {
+    sim.reset()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(axum::Json(json!({"status": "OK"})))
+}
+
+async fn faults(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<TransportFault>> {
+    axum::Json(sim.transport.list())
+}
+
+async fn add_fault(
+    State(sim): State<Arc<Sim>>,
+    Json(f): Json<TransportFault>,
+) -> Result<axum::Json<Vec<TransportFault>>, ApiError> {
+    f.check()
+        .map_err(|e| ApiError::value_error(&["body"], e, Value::Null))?;
+    sim.transport.add(f);
+    Ok(axum::Json(sim.transport.list()))
+}
+
+async fn clear_faults(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+    sim.transport.set(Vec::new());
+    axum::Json(json!({"status": "OK"}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthBody {
+    healthy: bool,
+}
+
+async fn replica_health(
+    State(sim): State<Arc<Sim>>,
+    Path(index): Path<u32>,
+    Json(b): Json<HealthBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    sim.node().set_replica_health(index, b.healthy)?;
+    Ok(axum::Json(
+        json!({"status": "OK", "replica": index, "healthy": b.healthy}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicaFaultBody {
+    #[serde(default)]
+    rate: Option<f64>,
+    #[serde(default)]
+    stall_after_seconds: Option<f64>,
+    #[serde(default)]
+    init_error: Option<String>,
+}
+
+async fn replica_fault(
+    State(sim): State<Arc<Sim>>,
+    Path(index): Path<u32>,
+    Json(b): Json<ReplicaFaultBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    if let Some(r) = b.rate {
+        if !(r.is_finite() && r >= 0.0) {
+            return Err(ApiError::value_error(
+                &["body", "rate"],
+                "rate must be >= 0",
+                json!(r),
+            ));
+        }
+    }
+    sim.node()
+        .set_replica_fault(index, b.rate, b.stall_after_seconds, b.init_error)?;
+    Ok(axum::Json(json!({"status": "OK", "replica": index})))
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    limit: Option<usize>,
+}
+
+async fn journal(State(sim): State<Arc<Sim>>, Query(q): Query<JournalQuery>) -> axum::Json<Value> {
+    let entries = sim.journal.tail(q.limit.unwrap_or(100));
+    axum::Json(
+        json!({"capacity": sim.journal.capacity(), "total": sim.journal.total(), "entries": entries}),
+    )
+}

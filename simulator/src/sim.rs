@@ -1,0 +1,104 @@
+//! A served simulator: the current [`Node`] (swappable: load a scenario, reset to the
+//! start), the request journal, transport faults and the admin settings.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::config::NodeConfig;
+use crate::journal::Journal;
+use crate::node::Node;
+use crate::transport;
+use crate::BuildError;
+
+/// Serving options that are not part of a node's scenario.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Mount `/sim/v1/*`.
+    pub admin: bool,
+    /// Required on every admin call when set (`Authorization: Bearer …` or `X-Admin-Token`).
+    pub admin_token: Option<String>,
+    /// Journal capacity (0 = off); `None` = the default 1,000.
+    pub journal_size: Option<usize>,
+}
+
+/// The served state.
+pub struct Sim {
+    node: RwLock<Arc<Node>>,
+    /// The config the current node was built from (what `reset` returns to).
+    start: RwLock<NodeConfig>,
+    pub options: SimOptions,
+    pub journal: Journal,
+    pub transport: transport::Faults,
+    down_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Sim {
+    pub fn new(node: Arc<Node>, options: SimOptions) -> Arc<Self> {
+        let (down_tx, _) = tokio::sync::watch::channel(false);
+        Arc::new(Sim {
+            start: RwLock::new(node.cfg.clone()),
+            transport: transport::Faults::new(node.cfg.faults.transport.clone(), node.cfg.seed),
+            journal: Journal::new(
+                options
+                    .journal_size
+                    .unwrap_or(crate::journal::DEFAULT_CAPACITY),
+            ),
+            node: RwLock::new(node),
+            options,
+            down_tx,
+        })
+    }
+
+    /// The node currently served.
+    pub fn node(&self) -> Arc<Node> {
+        self.node.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replace the node with a fresh one built from `cfg` (same references and catalogue).
+    pub fn load(&self, cfg: NodeConfig) -> Result<(), BuildError> {
+        let fresh = self.node().rebuild(cfg.clone())?;
+        self.transport.set(cfg.faults.transport.clone());
+        *self.start.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+        *self.node.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Back to the start of the current scenario.
+    pub fn reset(&self) -> Result<(), BuildError> {
+        let cfg = self.start.read().unwrap_or_else(|e| e.into_inner()).clone();
+        self.load(cfg)
+    }
+
+    /// `true` while the node process is "down" (process-exit fault).
+    pub fn down_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.down_tx.subscribe()
+    }
+
+    /// Advance the current node, deliver callbacks, publish up/down — forever.
+    pub async fn run_ticker(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(self.node().clock.tick());
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            let down = self.node().tick();
+            self.down_tx.send_if_modified(|d| {
+                let changed = *d != down;
+                *d = down;
+                changed
+            });
+        }
+    }
+}
+
+/// Handler argument: the node currently served.
+pub struct Current(pub Arc<Node>);
+
+impl FromRequestParts<Arc<Sim>> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, sim: &Arc<Sim>) -> Result<Self, Self::Rejection> {
+        Ok(Current(sim.node()))
+    }
+}
