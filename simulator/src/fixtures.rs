@@ -128,6 +128,7 @@ scenarios!(
     "stalled-replica",
     "validation-proxy-timeout",
     "lying-node",
+    "flaky-transport",
 );
 
 const PROFILES: &str = include_str!("../../fixtures/profiles.toml");

@@ -39,11 +39,23 @@ impl CallError {
     }
 }
 
+/// Tries of an idempotent status poll before a transport failure is an error.
+pub const POLL_ATTEMPTS: u32 = 5;
+
 /// A raw answer: status and JSON body (`Null` when the body is not JSON).
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+}
+
+/// At most 200 characters of a body in an error message.
+fn clip(s: &str) -> String {
+    if s.chars().count() <= 200 {
+        s.to_owned()
+    } else {
+        s.chars().take(200).collect::<String>() + "…"
+    }
 }
 
 /// The FastAPI `detail` as text, or the whole body.
@@ -143,9 +155,42 @@ impl Client {
         serde_json::from_value(a.body.clone()).map_err(|e| CallError::Body {
             method,
             path: path.into(),
-            reason: e.to_string(),
-            body: a.body.to_string(),
+            reason: clip(&e.to_string()),
+            body: clip(&a.body.to_string()),
         })
+    }
+
+    /// Status polls are idempotent: a transport error or an unparseable body is retried
+    /// (up to [`POLL_ATTEMPTS`] tries, 1 simulated second apart), where validate.py dies on
+    /// the first reset. HTTP error statuses are not retried: they are answers.
+    pub async fn poll<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Value>,
+        timeout_s: f64,
+    ) -> Result<T, CallError> {
+        let mut attempt = 1;
+        loop {
+            let res = match method {
+                "GET" => self.get_raw(path, timeout_s).await,
+                _ => {
+                    self.post_raw(path, &body.cloned().unwrap_or(Value::Null), timeout_s)
+                        .await
+                }
+            }
+            .and_then(|a| Self::expect::<T>(method, path, a, &[200]));
+            match res {
+                Err(e @ (CallError::Transport { .. } | CallError::Body { .. }))
+                    if attempt < POLL_ATTEMPTS =>
+                {
+                    tracing::warn!(error = %e, attempt, "transient failure on a status poll; retrying");
+                    attempt += 1;
+                    self.clock.sleep(1.0).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn get<T: DeserializeOwned>(

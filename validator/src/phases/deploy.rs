@@ -18,7 +18,10 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
         json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "status": status,
                "additional_args": ctx.deploy_args, "dtype": ctx.args.dtype})
     };
-    let st: StartupStatus = match c.get("/api/v1/inference/up/status", STATUS_TIMEOUT).await {
+    let st: StartupStatus = match c
+        .poll("GET", "/api/v1/inference/up/status", None, STATUS_TIMEOUT)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return PhaseResult::failed(report("error", &Value::Null), e.to_string()),
     };
@@ -69,7 +72,10 @@ pub async fn run(ctx: &Ctx<'_>, skip: bool) -> PhaseResult {
             );
         }
         c.clock.sleep(POLL_SECONDS).await;
-        let st: StartupStatus = match c.get("/api/v1/inference/up/status", STATUS_TIMEOUT).await {
+        let st: StartupStatus = match c
+            .poll("GET", "/api/v1/inference/up/status", None, STATUS_TIMEOUT)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return PhaseResult::failed(report("error", &last), e.to_string()),
         };

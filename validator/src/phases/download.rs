@@ -26,7 +26,12 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
     let t0 = c.clock.now();
     let report = |action: &str, last: &str| json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "last_status": last});
     let st: ModelStatusResponse = match c
-        .post("/api/v1/models/status", &model, STATUS_TIMEOUT)
+        .poll(
+            "POST",
+            "/api/v1/models/status",
+            Some(&json!(model)),
+            STATUS_TIMEOUT,
+        )
         .await
     {
         Ok(s) => s,
@@ -92,7 +97,12 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
             .sleep(POLL_SECONDS.min(ctx.args.download_timeout.max(0.001)))
             .await;
         let st: ModelStatusResponse = match c
-            .post("/api/v1/models/status", &model, STATUS_TIMEOUT)
+            .poll(
+                "POST",
+                "/api/v1/models/status",
+                Some(&json!(model)),
+                STATUS_TIMEOUT,
+            )
             .await
         {
             Ok(s) => s,

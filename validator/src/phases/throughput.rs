@@ -174,7 +174,7 @@ pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Flags) {
         k += 1;
         let elapsed = c.clock.now() - start;
         match c
-            .get::<PowStatusResponse>("/api/v1/inference/pow/status", STATUS_TIMEOUT)
+            .poll::<PowStatusResponse>("GET", "/api/v1/inference/pow/status", None, STATUS_TIMEOUT)
             .await
         {
             Ok(st) => {
