@@ -110,9 +110,140 @@ impl Vector {
     }
 }
 
+/// Exact f16 → f32 from raw bits, branch-light (the `half` crate's portable path is
+/// several times slower without F16C). Every f16 value, NaN payloads aside, converts to
+/// the same f32 as `half::f16::to_f32`.
+#[inline]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from(h >> 10) & 0x1f;
+    let man = u32::from(h & 0x03ff);
+    let bits = if exp == 0 {
+        if man == 0 {
+            sign
+        } else {
+            // Subnormal: value = man · 2^-24, exact in f32.
+            return f32::from_bits(sign)
+                + (man as f32) * f32::from_bits(0x3380_0000) * if sign != 0 { -1.0 } else { 1.0 };
+        }
+    } else if exp == 0x1f {
+        sign | 0x7f80_0000 | (man << 13)
+    } else {
+        sign | ((exp + 112) << 23) | (man << 13)
+    };
+    f32::from_bits(bits)
+}
+
+/// Largest `k_dim` the stack-buffer fast path handles.
+pub const MAX_FAST_K: usize = 64;
+
+const INVALID: u8 = 0xff;
+
+/// Standard alphabet → 6-bit values.
+const DECODE_TABLE: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Strict standard base64 for the common case: no padding, length a multiple of 4, every
+/// symbol in the alphabet. Anything else returns `None` and takes the `base64` crate's
+/// path, so accepted inputs and error messages are exactly the crate's.
+#[inline]
+fn decode_unpadded(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    if input.len() % 4 != 0 || input.len() / 4 * 3 > out.len() {
+        return None;
+    }
+    let mut n = 0;
+    for q in input.chunks_exact(4) {
+        let a = DECODE_TABLE[q[0] as usize];
+        let b = DECODE_TABLE[q[1] as usize];
+        let c = DECODE_TABLE[q[2] as usize];
+        let d = DECODE_TABLE[q[3] as usize];
+        if (a | b | c | d) == INVALID || ((a | b | c | d) & 0xc0) != 0 {
+            return None;
+        }
+        let v = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        out[n] = (v >> 16) as u8;
+        out[n + 1] = (v >> 8) as u8;
+        out[n + 2] = v as u8;
+        n += 3;
+    }
+    Some(n)
+}
+
+/// Decode base64 f16 straight into `out` (f32) with no heap allocation. Returns the
+/// number of components. `out` must hold at least `MAX_FAST_K` values.
+pub fn decode_into(b64: &str, out: &mut [f32; MAX_FAST_K]) -> Result<usize, DecodeError> {
+    let mut buf = [0u8; MAX_FAST_K * 2 + 3];
+    let n = match decode_unpadded(b64.as_bytes(), &mut buf) {
+        Some(n) => n,
+        None => STANDARD
+            .decode_slice(b64.as_bytes(), &mut buf)
+            .map_err(|e| DecodeError::InvalidBase64(e.to_string()))?,
+    };
+    if n % 2 != 0 {
+        return Err(DecodeError::OddByteCount(n));
+    }
+    for (i, c) in buf[..n].chunks_exact(2).enumerate() {
+        out[i] = f16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]));
+    }
+    Ok(n / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_conversion_is_exact_for_every_f16() {
+        for bits in 0..=u16::MAX {
+            let want = f16::from_bits(bits).to_f32();
+            let got = f16_bits_to_f32(bits);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{bits:#06x}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_base64_agrees_with_the_crate() {
+        let mut out = [0u8; 200];
+        for len in [0usize, 3, 6, 24, 30, 96] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let s = STANDARD.encode(&bytes);
+            match decode_unpadded(s.as_bytes(), &mut out) {
+                Some(n) => assert_eq!(&out[..n], &bytes[..]),
+                None => assert!(s.ends_with('='), "only padded input leaves the fast path"),
+            }
+        }
+        for bad in ["AB$D", "ABC=", "ABCDE", "AB\u{e9}D", "ABCD====", "AB-_"] {
+            let fast = decode_unpadded(bad.as_bytes(), &mut out);
+            assert!(fast.is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn decode_into_matches_decode() {
+        let v = Vector::from_f32(&[0.5, -0.25, 1e-6, 3.0]);
+        let mut out = [0.0f32; MAX_FAST_K];
+        assert_eq!(decode_into(&v.encode(), &mut out).unwrap(), 4);
+        assert_eq!(&out[..4], &v.to_f32()[..]);
+        assert!(decode_into("AAAA", &mut out).is_err());
+        let too_long = Vector::from_f32(&[0.0; MAX_FAST_K + 8]).encode();
+        assert!(decode_into(&too_long, &mut out).is_err());
+    }
 
     #[test]
     fn k12_is_24_bytes_and_32_chars_without_padding() {

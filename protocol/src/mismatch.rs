@@ -40,9 +40,10 @@ pub fn l2_distance(a: &Vector, b: &Vector) -> Option<f32> {
     if a.len() != b.len() {
         return None;
     }
+    let f = |h: &half::f16| crate::codec::f16_bits_to_f32(h.to_bits());
     let mut acc = 0.0f32;
     for (x, y) in a.0.iter().zip(&b.0) {
-        let d = x.to_f32() - y.to_f32();
+        let d = f(x) - f(y);
         acc += d * d;
     }
     Some(acc.sqrt())
@@ -78,6 +79,65 @@ pub fn judge(computed: &Vector, received: Option<&Vector>, dist_threshold: f64) 
     } else {
         NonceOutcome::Match { distance: d }
     }
+}
+
+/// The rule on a received base64 string against the node's own vector as f32 — the
+/// allocation-free path of validation (same outcome as [`judge_b64`]).
+pub fn judge_b64_f32(
+    own: &[f32],
+    received_b64: &str,
+    dist_threshold: f64,
+) -> Result<NonceOutcome, DecodeError> {
+    if received_b64.is_empty() {
+        return Ok(NonceOutcome::Skipped);
+    }
+    let mut buf = [0.0f32; crate::codec::MAX_FAST_K];
+    let n = match crate::codec::decode_into(received_b64, &mut buf) {
+        Ok(n) => n,
+        // Longer than the stack buffer: certainly the wrong length, if it decodes at all.
+        Err(DecodeError::InvalidBase64(_))
+            if received_b64.len() > crate::codec::MAX_FAST_K * 8 / 3 + 4 =>
+        {
+            let v = Vector::decode_any(received_b64)?;
+            return Ok(NonceOutcome::Mismatch {
+                reason: MismatchReason::WrongLength {
+                    got: v.len(),
+                    expected: own.len(),
+                },
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let received = &buf[..n];
+    if n == 0 {
+        return Ok(NonceOutcome::Skipped);
+    }
+    if n != own.len() {
+        return Ok(NonceOutcome::Mismatch {
+            reason: MismatchReason::WrongLength {
+                got: n,
+                expected: own.len(),
+            },
+        });
+    }
+    if !received.iter().all(|x| x.is_finite()) {
+        return Ok(NonceOutcome::Mismatch {
+            reason: MismatchReason::NonFinite,
+        });
+    }
+    let mut acc = 0.0f32;
+    for (a, b) in own.iter().zip(received) {
+        let d = a - b;
+        acc += d * d;
+    }
+    let d = acc.sqrt();
+    Ok(if f64::from(d) > dist_threshold {
+        NonceOutcome::Mismatch {
+            reason: MismatchReason::Distance(d),
+        }
+    } else {
+        NonceOutcome::Match { distance: d }
+    })
 }
 
 /// Apply the rule to a received base64 string.
@@ -148,6 +208,38 @@ mod tests {
         let a = v(&[1.0, 0.0]);
         let b = v(&[0.5, 0.0]);
         assert!(judge(&a, Some(&b), 0.4).is_mismatch());
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_reference_path() {
+        use crate::vectors::{honest_vector, VectorKey};
+        let key = |nonce| VectorKey {
+            model: "m",
+            seq_len: 8,
+            k_dim: 12,
+            block_hash: "b",
+            public_key: "p",
+            nonce,
+            stronger_rng: false,
+        };
+        let own = honest_vector(&key(0));
+        let own32 = own.to_f32();
+        let mut cases: Vec<String> = (0..50).map(|n| honest_vector(&key(n)).encode()).collect();
+        cases.push(String::new());
+        cases.push(v(&[1.0]).encode());
+        cases.push(Vector(vec![half::f16::NAN; 12]).encode());
+        cases.push(Vector(vec![half::f16::ZERO; 100]).encode());
+        for c in &cases {
+            for t in [0.0, 0.2, 1.0, 1.5] {
+                assert_eq!(
+                    judge_b64_f32(&own32, c, t).unwrap(),
+                    judge_b64(&own, Some(c), t).unwrap(),
+                    "{c} at {t}"
+                );
+            }
+        }
+        assert!(judge_b64_f32(&own32, "AAAA", 0.1).is_err());
+        assert!(judge_b64_f32(&own32, "%%%", 0.1).is_err());
     }
 
     #[test]

@@ -33,28 +33,105 @@ fn put_str(h: &mut Sha256, s: &str) {
     h.update(s.as_bytes());
 }
 
-impl VectorKey<'_> {
-    /// SHA-256 of the canonical encoding (domain-separated, length-prefixed, little-endian).
-    pub fn seed(&self) -> [u8; 32] {
+/// One PoC round: everything but the nonce, hashed once. Per nonce only the SHA-256
+/// midstate is cloned and finished, so a request of N nonces hashes the round once.
+#[derive(Clone)]
+pub struct Round {
+    prefix: Sha256,
+    k_dim: usize,
+}
+
+impl Round {
+    pub fn new(model: &str, seq_len: u32, k_dim: u32, block_hash: &str, public_key: &str) -> Self {
         let mut h = Sha256::new();
         put_str(&mut h, "mlnode-sim/poc-v2-vector/1");
-        put_str(&mut h, self.model);
-        h.update(self.seq_len.to_le_bytes());
-        h.update(self.k_dim.to_le_bytes());
-        put_str(&mut h, self.block_hash);
-        put_str(&mut h, self.public_key);
-        h.update(self.nonce.to_le_bytes());
-        h.update([u8::from(self.stronger_rng)]);
+        put_str(&mut h, model);
+        h.update(seq_len.to_le_bytes());
+        h.update(k_dim.to_le_bytes());
+        put_str(&mut h, block_hash);
+        put_str(&mut h, public_key);
+        Round {
+            prefix: h,
+            k_dim: k_dim as usize,
+        }
+    }
+
+    pub fn k_dim(&self) -> usize {
+        self.k_dim
+    }
+
+    /// SHA-256 of the canonical encoding (domain-separated, length-prefixed, little-endian).
+    pub fn seed(&self, nonce: i64, stronger_rng: bool) -> [u8; 32] {
+        let mut h = self.prefix.clone();
+        h.update(nonce.to_le_bytes());
+        h.update([u8::from(stronger_rng)]);
         h.finalize().into()
+    }
+
+    /// The honest unit vector into `out[..k_dim]` (f64, before f16 rounding), no allocation.
+    /// Normals come from the Ziggurat method (table lookups, no trigonometry on the fast
+    /// path): generation stays well under a microsecond per nonce.
+    pub fn unit_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f64]) {
+        let mut rng = ChaCha20Rng::from_seed(self.seed(nonce, stronger_rng));
+        let out = &mut out[..self.k_dim];
+        for x in out.iter_mut() {
+            *x = rng.sample(rand_distr::StandardNormal);
+        }
+        normalise(out);
+    }
+
+    /// The honest vector, rounded to f16.
+    pub fn vector(&self, nonce: i64, stronger_rng: bool) -> Vector {
+        let mut buf = vec![0.0f64; self.k_dim];
+        self.unit_into(nonce, stronger_rng, &mut buf);
+        to_f16(&buf)
     }
 }
 
-/// A standard normal variate from two uniform draws (Box–Muller, f64).
-pub fn gaussian(rng: &mut impl RngCore) -> f64 {
-    // 53-bit uniforms in (0, 1]; u1 > 0 keeps ln finite.
+impl VectorKey<'_> {
+    pub fn round(&self) -> Round {
+        Round::new(
+            self.model,
+            self.seq_len,
+            self.k_dim,
+            self.block_hash,
+            self.public_key,
+        )
+    }
+
+    /// SHA-256 of the canonical encoding of every input.
+    pub fn seed(&self) -> [u8; 32] {
+        self.round().seed(self.nonce, self.stronger_rng)
+    }
+}
+
+/// Standard normal variates, two per Box–Muller pair (cos and sin).
+pub fn fill_gaussian(rng: &mut impl RngCore, out: &mut [f64]) {
+    let mut chunks = out.chunks_exact_mut(2);
+    for pair in &mut chunks {
+        let (r, (s, c)) = box_muller(rng);
+        pair[0] = r * c;
+        pair[1] = r * s;
+    }
+    if let [last] = chunks.into_remainder() {
+        *last = gaussian(rng);
+    }
+}
+
+fn box_muller(rng: &mut impl RngCore) -> (f64, (f64, f64)) {
+    // 53-bit uniforms; u1 in (0, 1] keeps ln finite.
     let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (
+        (-2.0 * u1.ln()).sqrt(),
+        (std::f64::consts::TAU * u2).sin_cos(),
+    )
+}
+
+/// One standard normal variate (Box–Muller, f64).
+pub fn gaussian(rng: &mut impl RngCore) -> f64 {
+    let (r, (_, c)) = box_muller(rng);
+    r * c
 }
 
 fn normalise(v: &mut [f64]) {
@@ -66,9 +143,8 @@ fn normalise(v: &mut [f64]) {
 
 /// The honest unit vector (f64, before f16 rounding).
 pub fn honest_unit(key: &VectorKey<'_>) -> Vec<f64> {
-    let mut rng = ChaCha20Rng::from_seed(key.seed());
-    let mut v: Vec<f64> = (0..key.k_dim).map(|_| gaussian(&mut rng)).collect();
-    normalise(&mut v);
+    let mut v = vec![0.0f64; key.k_dim as usize];
+    key.round().unit_into(key.nonce, key.stronger_rng, &mut v);
     v
 }
 
@@ -91,7 +167,8 @@ pub fn perturb(v: &[f64], d: f64, rng: &mut impl RngCore) -> Vec<f64> {
     if v.len() < 2 || d == 0.0 {
         return v.to_vec();
     }
-    let mut u: Vec<f64> = (0..v.len()).map(|_| gaussian(rng)).collect();
+    let mut u = vec![0.0f64; v.len()];
+    fill_gaussian(rng, &mut u);
     let dot: f64 = u.iter().zip(v).map(|(a, b)| a * b).sum();
     u.iter_mut().zip(v).for_each(|(a, b)| *a -= dot * b);
     normalise(&mut u);
@@ -102,7 +179,8 @@ pub fn perturb(v: &[f64], d: f64, rng: &mut impl RngCore) -> Vec<f64> {
 
 /// A uniformly random unit vector (a forged vector sits at L2 ≈ √2 from anything).
 pub fn random_unit(k_dim: usize, rng: &mut impl Rng) -> Vec<f64> {
-    let mut v: Vec<f64> = (0..k_dim).map(|_| gaussian(rng)).collect();
+    let mut v = vec![0.0f64; k_dim];
+    fill_gaussian(rng, &mut v);
     normalise(&mut v);
     v
 }
@@ -132,10 +210,19 @@ mod tests {
     }
 
     const GOLDEN: [&str; 3] = [
-        "1rMfMHU08K4JsfMzYLX/OLCzNbIMMai1",
-        "wiiopomwLrTtMRw4+iLwsJQy9bhQtues",
-        "+jE7ulyoUC61s5cwx67/MTQ1m7GHtA8t",
+        "NShqrHG1E7dZtng2YTeaKzEyGTHlLWA0",
+        "kK53LsY4iLX0ras0MZIXKBK1X7UQtfU0",
+        "wLAtNAi5bJnzNWQ0NrJjtKq1di/mscwv",
     ];
+
+    #[test]
+    fn round_matches_key_and_is_reusable() {
+        let r = key(0).round();
+        for n in 0..5 {
+            assert_eq!(r.vector(n, false), honest_vector(&key(n)));
+            assert_eq!(r.seed(n, false), key(n).seed());
+        }
+    }
 
     #[test]
     fn unit_norm_and_input_sensitivity() {

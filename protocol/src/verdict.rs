@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::codec::{DecodeError, Vector};
 use crate::fraud::{fraud_test, StatTestError};
-use crate::mismatch::judge_b64;
+use crate::mismatch::judge_b64_f32;
 use crate::stat_test::StatTest;
 use crate::wire::{Artifact, ValidationResult};
 
@@ -27,22 +27,55 @@ pub fn validate(
     mut computed: impl FnMut(i64) -> Option<Vector>,
     stat_test: &StatTest,
 ) -> Result<ValidationResult, VerdictError> {
+    validate_with(
+        nonces,
+        received,
+        |_, nonce, out| {
+            let v = computed(nonce)?;
+            let f = v.to_f32();
+            let n = f.len().min(out.len());
+            out[..n].copy_from_slice(&f[..n]);
+            Some(n)
+        },
+        stat_test,
+    )
+}
+
+/// The allocation-free form: `computed(index, nonce, out)` writes the node's own vector
+/// (as f32, the exact f16 values) into `out` and returns its length, or `None`.
+/// Artifacts are paired by position when they come in the order of `nonces` (what
+/// validators send), by nonce otherwise.
+pub fn validate_with(
+    nonces: &[i64],
+    received: &[Artifact],
+    mut computed: impl FnMut(usize, i64, &mut [f32]) -> Option<usize>,
+    stat_test: &StatTest,
+) -> Result<ValidationResult, VerdictError> {
     stat_test.check()?;
-    let by_nonce: HashMap<i64, &str> = received
-        .iter()
-        .map(|a| (a.nonce, a.vector_b64.as_str()))
-        .collect();
+    let in_order =
+        received.len() == nonces.len() && received.iter().zip(nonces).all(|(a, n)| a.nonce == *n);
+    let by_nonce: HashMap<i64, &str> = if in_order {
+        HashMap::new()
+    } else {
+        received
+            .iter()
+            .map(|a| (a.nonce, a.vector_b64.as_str()))
+            .collect()
+    };
+    let mut own = [0.0f32; crate::codec::MAX_FAST_K];
     let mut mismatch_nonces = Vec::new();
-    for &nonce in nonces {
-        let Some(own) = computed(nonce) else {
+    for (i, &nonce) in nonces.iter().enumerate() {
+        let Some(k) = computed(i, nonce, &mut own) else {
             continue;
         };
-        let outcome = judge_b64(
-            &own,
-            by_nonce.get(&nonce).copied(),
-            stat_test.dist_threshold,
-        )
-        .map_err(|source| VerdictError::Decode { nonce, source })?;
+        let got = if in_order {
+            Some(received[i].vector_b64.as_str())
+        } else {
+            by_nonce.get(&nonce).copied()
+        };
+        let Some(b64) = got else { continue };
+        let outcome = judge_b64_f32(&own[..k], b64, stat_test.dist_threshold)
+            .map_err(|source| VerdictError::Decode { nonce, source })?;
         if outcome.is_mismatch() {
             mismatch_nonces.push(nonce);
         }
@@ -111,6 +144,18 @@ mod tests {
         .unwrap();
         assert_eq!(r.mismatch_nonces, vec![17, 20]);
         assert!(r.fraud_detected);
+
+        // Out of order: paired by nonce, same verdict.
+        let mut shuffled = received.clone();
+        shuffled.reverse();
+        let r2 = validate(
+            &nonces,
+            &shuffled,
+            |n| Some(unit(n as usize)),
+            &SERVER_DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(r2.mismatch_nonces, vec![17, 20]);
 
         // A nonce the node did not compute is not counted but stays in n_total.
         let r = validate(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::StatusCode;
 use mlnode_protocol::partition::NonceGroup;
-use mlnode_protocol::vectors::{self, VectorKey};
+use mlnode_protocol::vectors;
 use mlnode_protocol::verdict::{self, VerdictError};
 use mlnode_protocol::wire::*;
 use mlnode_protocol::{StatTest, Vector, SERVER_DEFAULTS};
@@ -492,25 +492,20 @@ impl Node {
         let from = m.sent_x.max(done.saturating_sub(CALLBACK_MAX_ARTIFACTS));
         m.sent_x = done;
         let req = &m.request;
+        let src = self.source(
+            &req.params,
+            &req.block_hash,
+            &req.public_key,
+            req.poc_stronger_rng,
+            req.batch_size,
+        );
         let artifacts: Vec<Artifact> = (from..done)
             .enumerate()
             .map(|(i, x)| {
                 let nonce = m.group.nonce(x) as i64;
-                let v = self.node_vector(
-                    &req.params,
-                    &req.block_hash,
-                    &req.public_key,
-                    nonce,
-                    req.poc_stronger_rng,
-                    BatchPosition {
-                        index: i,
-                        batch_size: req.batch_size,
-                        default_batch_size: self.cfg.default_batch_size,
-                    },
-                );
                 Artifact {
                     nonce,
-                    vector_b64: v.encode(),
+                    vector_b64: src.vector(i, nonce).encode(),
                 }
             })
             .collect();
@@ -531,6 +526,42 @@ impl Node {
 
     // --------------------------------------------------------------- vectors
 
+    /// Everything per request a vector depends on, resolved once: the hashed round, the
+    /// reference round (if any) and the mismatch-rule round id.
+    pub fn source<'a>(
+        &'a self,
+        params: &PoCParams,
+        block_hash: &str,
+        public_key: &str,
+        stronger_rng: bool,
+        batch_size: u32,
+    ) -> VectorSource<'a> {
+        VectorSource {
+            node: self,
+            round: vectors::Round::new(
+                &params.model,
+                params.seq_len,
+                params.k_dim,
+                block_hash,
+                public_key,
+            ),
+            refs: if stronger_rng {
+                None
+            } else {
+                self.refs.round(
+                    &params.model,
+                    params.seq_len,
+                    params.k_dim,
+                    block_hash,
+                    public_key,
+                )
+            },
+            rule_round: format!("{}\u{1f}{}\u{1f}{}", params.model, block_hash, public_key),
+            stronger_rng,
+            batch_size,
+        }
+    }
+
     /// This node's vector for a nonce: the reference's (if one covers the round) or the
     /// generator's, then moved by the first mismatch rule that fires.
     pub fn node_vector(
@@ -542,61 +573,19 @@ impl Node {
         stronger_rng: bool,
         pos: BatchPosition,
     ) -> Vector {
-        let key = VectorKey {
-            model: &params.model,
-            seq_len: params.seq_len,
-            k_dim: params.k_dim,
-            block_hash,
-            public_key,
-            nonce,
-            stronger_rng,
-        };
-        let base = self.refs.get(&key);
-        let rules = &self.cfg.faults.mismatch;
-        if !rules.is_empty() {
-            let round = format!("{}\u{1f}{}\u{1f}{}", params.model, block_hash, public_key);
-            for (i, rule) in rules.iter().enumerate() {
-                let mut rng = rule_rng(self.cfg.seed, i, &round, nonce);
-                if let Some(dev) = rule.apply(&mut rng, nonce, pos) {
-                    let unit: Vec<f64> = match base {
-                        Some(v) => {
-                            let mut x: Vec<f64> = v.to_f32().into_iter().map(f64::from).collect();
-                            let n = x.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
-                            x.iter_mut().for_each(|a| *a /= n);
-                            x
-                        }
-                        None => vectors::honest_unit(&key),
-                    };
-                    let moved = match dev {
-                        Deviation::Distance(d) => vectors::perturb(&unit, d, &mut rng),
-                        Deviation::Forged => vectors::random_unit(unit.len(), &mut rng),
-                    };
-                    return vectors::to_f16(&moved);
-                }
-            }
-        }
-        match base {
-            Some(v) => v.clone(),
-            None => vectors::honest_vector(&key),
-        }
+        self.source(params, block_hash, public_key, stronger_rng, pos.batch_size)
+            .vector(pos.index, nonce)
     }
 
     /// Artifacts or a verdict for an explicit-nonce request.
     fn compute(&self, req: &GenerateRequest) -> Result<JobResult, ApiError> {
-        let vector = |index: usize, nonce: i64| {
-            self.node_vector(
-                &req.params,
-                &req.block_hash,
-                &req.public_key,
-                nonce,
-                req.poc_stronger_rng,
-                BatchPosition {
-                    index,
-                    batch_size: req.batch_size,
-                    default_batch_size: self.cfg.default_batch_size,
-                },
-            )
-        };
+        let src = self.source(
+            &req.params,
+            &req.block_hash,
+            &req.public_key,
+            req.poc_stronger_rng,
+            req.batch_size,
+        );
         match &req.validation {
             None => Ok(JobResult::Artifacts(ArtifactsResult {
                 artifacts: req
@@ -605,7 +594,7 @@ impl Node {
                     .enumerate()
                     .map(|(i, &nonce)| Artifact {
                         nonce,
-                        vector_b64: vector(i, nonce).encode(),
+                        vector_b64: src.vector(i, nonce).encode(),
                     })
                     .collect(),
                 encoding: Encoding::f16_le(req.params.k_dim),
@@ -622,16 +611,10 @@ impl Node {
                         fraud_detected: false,
                     }));
                 }
-                let positions: HashMap<i64, usize> = req
-                    .nonces
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &n)| (n, i))
-                    .collect();
-                verdict::validate(
+                verdict::validate_with(
                     &req.nonces,
                     &v.artifacts,
-                    |n| Some(vector(positions.get(&n).copied().unwrap_or(0), n)),
+                    |i, n, out| src.fill_f32(i, n, out),
                     &st,
                 )
                 .map(JobResult::Validation)
@@ -1447,6 +1430,105 @@ impl Node {
         let runner = g.runner.as_ref()?;
         let i = *healthy.first()?;
         Some((runner.model.clone(), runner.replicas[i].is_generating()))
+    }
+}
+
+/// A request's view of the node's vectors (see [`Node::source`]).
+pub struct VectorSource<'a> {
+    node: &'a Node,
+    round: vectors::Round,
+    refs: Option<&'a HashMap<i64, Vector>>,
+    rule_round: String,
+    stronger_rng: bool,
+    batch_size: u32,
+}
+
+/// The node's vector before f16 rounding, or the reference's exact one.
+enum Own<'a> {
+    Exact(&'a Vector),
+    Unit(usize),
+}
+
+impl VectorSource<'_> {
+    fn own(
+        &self,
+        index: usize,
+        nonce: i64,
+        unit: &mut [f64; mlnode_protocol::codec::MAX_FAST_K],
+    ) -> Own<'_> {
+        let k = self.round.k_dim().min(unit.len());
+        let base = self.refs.and_then(|r| r.get(&nonce));
+        let pos = BatchPosition {
+            index,
+            batch_size: self.batch_size,
+            default_batch_size: self.node.cfg.default_batch_size,
+        };
+        for (i, rule) in self.node.cfg.faults.mismatch.iter().enumerate() {
+            let mut rng = rule_rng(self.node.cfg.seed, i, &self.rule_round, nonce);
+            if let Some(dev) = rule.apply(&mut rng, nonce, pos) {
+                let start: Vec<f64> = match base {
+                    Some(v) => {
+                        let mut x: Vec<f64> = v.to_f32().into_iter().map(f64::from).collect();
+                        let n = x.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+                        x.iter_mut().for_each(|a| *a /= n);
+                        x
+                    }
+                    None => {
+                        let mut x = vec![0.0; k];
+                        self.round.unit_into(nonce, self.stronger_rng, &mut x);
+                        x
+                    }
+                };
+                let moved = match dev {
+                    Deviation::Distance(d) => vectors::perturb(&start, d, &mut rng),
+                    Deviation::Forged => vectors::random_unit(start.len(), &mut rng),
+                };
+                let k = moved.len().min(unit.len());
+                unit[..k].copy_from_slice(&moved[..k]);
+                return Own::Unit(k);
+            }
+        }
+        match base {
+            Some(v) => Own::Exact(v),
+            None => {
+                self.round
+                    .unit_into(nonce, self.stronger_rng, &mut unit[..k]);
+                Own::Unit(k)
+            }
+        }
+    }
+
+    /// The vector the node serves for this nonce at this position.
+    pub fn vector(&self, index: usize, nonce: i64) -> Vector {
+        let mut unit = [0.0f64; mlnode_protocol::codec::MAX_FAST_K];
+        match self.own(index, nonce, &mut unit) {
+            Own::Exact(v) => v.clone(),
+            Own::Unit(k) => vectors::to_f16(&unit[..k]),
+        }
+    }
+
+    /// The same vector as exact f32 values of its f16 components, with no allocation on
+    /// the honest path. Returns the length.
+    pub fn fill_f32(&self, index: usize, nonce: i64, out: &mut [f32]) -> Option<usize> {
+        let mut unit = [0.0f64; mlnode_protocol::codec::MAX_FAST_K];
+        Some(match self.own(index, nonce, &mut unit) {
+            Own::Exact(v) => {
+                let k = v.len().min(out.len());
+                for (o, h) in out.iter_mut().zip(&v.0).take(k) {
+                    *o = mlnode_protocol::codec::f16_bits_to_f32(h.to_bits());
+                }
+                k
+            }
+            Own::Unit(k) => {
+                let k = k.min(out.len());
+                for (o, x) in out.iter_mut().zip(&unit[..k]) {
+                    *o = mlnode_protocol::codec::f16_bits_to_f32(
+                        half::f16::from_f32(*x as f32).to_bits(),
+                    );
+                }
+                k
+            }
+        })
     }
 }
 

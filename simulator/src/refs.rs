@@ -88,6 +88,27 @@ impl RefStore {
             .and_then(|r| r.get(&key.nonce))
     }
 
+    /// The vectors of one round, looked up once per request.
+    pub fn round(
+        &self,
+        model: &str,
+        seq_len: u32,
+        k_dim: u32,
+        block_hash: &str,
+        public_key: &str,
+    ) -> Option<&HashMap<i64, Vector>> {
+        if self.rounds.is_empty() {
+            return None;
+        }
+        self.rounds.get(&(
+            model.to_owned(),
+            seq_len,
+            k_dim,
+            block_hash.to_owned(),
+            public_key.to_owned(),
+        ))
+    }
+
     /// Models of the loaded references (added to the simulated HF catalogue).
     pub fn models(&self) -> &[String] {
         &self.models

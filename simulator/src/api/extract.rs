@@ -44,8 +44,30 @@ fn item(kind: &str, loc: Vec<Value>, msg: &str, input: Value) -> Value {
     json!({"type": kind, "loc": loc, "msg": msg, "input": input})
 }
 
-/// Parse a body the way the node does, or produce its 422.
+/// Parse a body the way the node does, or produce its 422. The happy path is one serde
+/// pass over the bytes; only a failing body is re-read as a `Value` to build pydantic's
+/// `loc`/`input` details.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(t) => Ok(t),
+        Err(_) => Err(explain::<T>(bytes)),
+    }
+}
+
+fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
+    match parse_slow::<T>(bytes) {
+        Err(e) => e,
+        // Parses through a Value but not directly (e.g. integer-valued floats): say so.
+        Ok(_) => ApiError::unprocessable(json!([item(
+            "value_error",
+            vec![json!("body")],
+            "Invalid request body",
+            Value::Null
+        )])),
+    }
+}
+
+fn parse_slow<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::unprocessable(json!([item(
             "missing",
