@@ -4,14 +4,14 @@
 //! a pure function of `(model, seq_len, k_dim, block_hash, public_key, nonce,
 //! poc_stronger_rng)` — never of `node_id`, `group_id`, `block_height` or the replica —
 //! that yields a unit vector rounded to f16. We hash a canonical, length-prefixed
-//! encoding of the inputs with SHA-256, seed ChaCha20 with the digest, draw `k_dim`
-//! Gaussians (Box–Muller) and normalise. Same inputs → same bytes on every machine:
-//! only integer ops and IEEE `ln`/`sqrt`/`sin_cos` of the Box–Muller step touch floats,
-//! and the f16 rounding absorbs last-ulp libm differences in all but astronomically
-//! rare cases.
+//! encoding of the inputs with SHA-256 (the round's fields once per request, then the
+//! nonce on a cloned midstate), seed xoshiro256++ with the digest, draw `k_dim` standard
+//! normals (Ziggurat) and normalise. Same inputs → same bytes on every machine: the
+//! Ziggurat fast path is table lookups and multiplications; its rare tail uses `exp`/`ln`,
+//! whose last-ulp differences the f16 rounding absorbs in all but astronomically rare
+//! cases. Golden encodings are pinned in the tests.
 
 use rand::{Rng, RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
 use crate::codec::Vector;
@@ -69,10 +69,11 @@ impl Round {
     }
 
     /// The honest unit vector into `out[..k_dim]` (f64, before f16 rounding), no allocation.
-    /// Normals come from the Ziggurat method (table lookups, no trigonometry on the fast
-    /// path): generation stays well under a microsecond per nonce.
+    /// The per-nonce SHA-256 digest seeds xoshiro256++ (all the entropy is in the digest;
+    /// a ChaCha20 refill would make 256 bytes to use 96), and normals come from the
+    /// Ziggurat method (table lookups, no trigonometry on the fast path).
     pub fn unit_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f64]) {
-        let mut rng = ChaCha20Rng::from_seed(self.seed(nonce, stronger_rng));
+        let mut rng = Xoshiro256pp::from_seed(self.seed(nonce, stronger_rng));
         let out = &mut out[..self.k_dim];
         for x in out.iter_mut() {
             *x = rng.sample(rand_distr::StandardNormal);
@@ -102,6 +103,56 @@ impl VectorKey<'_> {
     /// SHA-256 of the canonical encoding of every input.
     pub fn seed(&self) -> [u8; 32] {
         self.round().seed(self.nonce, self.stronger_rng)
+    }
+}
+
+/// xoshiro256++ (Blackman & Vigna, public domain): a tiny, fast generator for the few
+/// dozen draws one vector needs, seeded from a SHA-256 digest.
+#[derive(Debug, Clone)]
+pub struct Xoshiro256pp {
+    s: [u64; 4],
+}
+
+impl RngCore for Xoshiro256pp {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+impl SeedableRng for Xoshiro256pp {
+    type Seed = [u8; 32];
+
+    fn from_seed(seed: [u8; 32]) -> Self {
+        let mut s = [0u64; 4];
+        for (i, w) in s.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&seed[i * 8..i * 8 + 8]);
+            *w = u64::from_le_bytes(b);
+        }
+        if s == [0; 4] {
+            s[0] = 0x9e37_79b9_7f4a_7c15; // the all-zero state is a fixed point
+        }
+        Xoshiro256pp { s }
     }
 }
 
@@ -189,6 +240,7 @@ pub fn random_unit(k_dim: usize, rng: &mut impl Rng) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::mismatch::l2_distance;
+    use rand_chacha::ChaCha20Rng;
 
     fn key(nonce: i64) -> VectorKey<'static> {
         VectorKey {
@@ -210,9 +262,9 @@ mod tests {
     }
 
     const GOLDEN: [&str; 3] = [
-        "NShqrHG1E7dZtng2YTeaKzEyGTHlLWA0",
-        "kK53LsY4iLX0ras0MZIXKBK1X7UQtfU0",
-        "wLAtNAi5bJnzNWQ0NrJjtKq1di/mscwv",
+        "ByorsH247TEHswswWTABJ42zabR/NWA4",
+        "pDKirw4yJTHOt0U11a5cObcy4a9/r7Wp",
+        "VKyzsxmyxC40tBU0dzkIMFe1BDX0s9Qp",
     ];
 
     #[test]
@@ -222,6 +274,21 @@ mod tests {
             assert_eq!(r.vector(n, false), honest_vector(&key(n)));
             assert_eq!(r.seed(n, false), key(n).seed());
         }
+    }
+
+    #[test]
+    fn xoshiro_reference_output() {
+        // First outputs of xoshiro256++ from state {1, 2, 3, 4} (reference C implementation).
+        let mut seed = [0u8; 32];
+        for (i, v) in [1u64, 2, 3, 4].iter().enumerate() {
+            seed[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let mut r = Xoshiro256pp::from_seed(seed);
+        let got: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
+        assert_eq!(
+            got,
+            vec![41943041, 58720359, 3588806011781223, 3591011842654386]
+        );
     }
 
     #[test]

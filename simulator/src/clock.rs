@@ -58,9 +58,13 @@ impl SimClock {
         Duration::from_secs_f64((sim_secs.max(0.0) / self.scale).min(1e9))
     }
 
-    /// Sleep for `sim_secs` simulated seconds.
+    /// Sleep for `sim_secs` simulated seconds. Zero returns at once: a zero-length tokio
+    /// timer still waits for the next 1 ms timer tick.
     pub async fn sleep(&self, sim_secs: f64) {
-        tokio::time::sleep(self.real_duration(sim_secs)).await;
+        let d = self.real_duration(sim_secs);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
     }
 
     /// A wall-clock timeout for a network call that is `sim_secs` long in simulated

@@ -289,16 +289,16 @@ impl Node {
                     r.mining =
                         NonceGroup::new(0, 1, u64::from(i), u64::from(n))
                             .ok()
-                            .map(|group| Mining {
-                                request: stale,
-                                group,
-                                group_id: i,
-                                n_groups: n,
-                                started: ready_at,
-                                rate: r.rate,
-                                stall_at: r.stall_after.map(|s| ready_at + s),
-                                sent_x: 0,
-                                last_flush: ready_at,
+                            .map(|group| {
+                                Mining::new(
+                                    stale,
+                                    group,
+                                    i,
+                                    n,
+                                    ready_at,
+                                    r.rate,
+                                    r.stall_after.map(|s| ready_at + s),
+                                )
                             });
                 }
                 r
@@ -1015,17 +1015,15 @@ impl Node {
             if request.batch_size == 0 {
                 request.batch_size = default_batch;
             }
-            r.mining = Some(Mining {
+            r.mining = Some(Mining::new(
                 request,
                 group,
-                group_id: group_id as u32,
+                group_id as u32,
                 n_groups,
-                started: now,
-                rate: r.rate,
-                stall_at: r.stall_after.map(|s| now + s),
-                sent_x: 0,
-                last_flush: now,
-            });
+                now,
+                r.rate,
+                r.stall_after.map(|s| now + s),
+            ));
             results.push(PortResult {
                 port: r.port,
                 status: "OK".into(),
@@ -1048,7 +1046,11 @@ impl Node {
 
     /// `GET /api/v1/inference/pow/status`.
     pub fn pow_status(&self) -> PowStatusResponse {
-        let now = self.clock.now();
+        self.pow_status_at(self.clock.now())
+    }
+
+    /// [`Node::pow_status`] at a given simulated time (for tests).
+    pub fn pow_status_at(&self, now: f64) -> PowStatusResponse {
         let mut g = self.lock();
         self.advance(&mut g, now);
         let healthy = Self::healthy(&g, now);
@@ -1087,6 +1089,58 @@ impl Node {
             status: AggregateStatus::of(backends.iter().map(|b| b.status.as_str())),
             backends,
         }
+    }
+
+    /// `GET /api/v1/inference/pow/status` rendered straight to JSON bytes, equal to
+    /// `serde_json::to_vec(&self.pow_status())`. DAPI and validators poll this endpoint;
+    /// each mining session's `config` is serialized once (`Mining::config_json`) instead
+    /// of on every poll, which was most of the per-request cost.
+    pub fn pow_status_json(&self) -> Vec<u8> {
+        self.pow_status_json_at(self.clock.now())
+    }
+
+    /// [`Node::pow_status_json`] at a given simulated time (for tests).
+    pub fn pow_status_json_at(&self, now: f64) -> Vec<u8> {
+        use std::fmt::Write as _;
+        let mut g = self.lock();
+        self.advance(&mut g, now);
+        let healthy = Self::healthy(&g, now);
+        let mut statuses = Vec::with_capacity(healthy.len());
+        let mut body = String::with_capacity(160 + 320 * healthy.len());
+        body.push_str("\"backends\":[");
+        if let Some(runner) = g.runner.as_ref() {
+            for (n, &idx) in healthy.iter().enumerate() {
+                let r = &runner.replicas[idx];
+                if n > 0 {
+                    body.push(',');
+                }
+                if !r.alive(now) {
+                    statuses.push("ERROR");
+                    let _ = write!(body, "{{\"port\":{},\"status\":\"ERROR\",\"config\":null,\"stats\":null,\"detail\":\"{CONNECT_ERROR}\"}}", r.port);
+                } else if let Some(m) = &r.mining {
+                    statuses.push("GENERATING");
+                    let st = m.stats(now);
+                    let rate = serde_json::to_string(&st.nonces_per_second)
+                        .unwrap_or_else(|_| "0.0".into());
+                    let _ = write!(
+                        body,
+                        "{{\"port\":{},\"status\":\"GENERATING\",\"config\":{},\"stats\":{{\"total_processed\":{},\"nonces_per_second\":{rate}}}}}",
+                        r.port, m.config_json, st.total_processed
+                    );
+                } else {
+                    statuses.push("IDLE");
+                    let _ = write!(
+                        body,
+                        "{{\"port\":{},\"status\":\"IDLE\",\"config\":null,\"stats\":null}}",
+                        r.port
+                    );
+                }
+            }
+        }
+        body.push_str("]}");
+        let agg = serde_json::to_string(&AggregateStatus::of(statuses.iter().copied()))
+            .unwrap_or_default();
+        format!("{{\"status\":{agg},{body}").into_bytes()
     }
 
     /// `POST /api/v1/inference/pow/stop`.
@@ -1143,9 +1197,19 @@ impl Node {
             return Err(ApiError::new(StatusCode::BAD_GATEWAY, CONNECT_ERROR));
         }
         if let Some(v) = &req.validation {
-            let a: std::collections::HashSet<i64> = v.artifacts.iter().map(|a| a.nonce).collect();
-            let b: std::collections::HashSet<i64> = req.nonces.iter().copied().collect();
-            if a != b {
+            // Same order (what validators send) proves set equality without hashing.
+            let same_order = v.artifacts.len() == req.nonces.len()
+                && v.artifacts
+                    .iter()
+                    .zip(&req.nonces)
+                    .all(|(a, n)| a.nonce == *n);
+            let same_set = same_order || {
+                let a: std::collections::HashSet<i64> =
+                    v.artifacts.iter().map(|a| a.nonce).collect();
+                let b: std::collections::HashSet<i64> = req.nonces.iter().copied().collect();
+                a == b
+            };
+            if !same_set {
                 return Err(ApiError::passthrough(
                     StatusCode::BAD_REQUEST,
                     "validation.artifacts nonces must match nonces field".into(),

@@ -35,9 +35,36 @@ pub struct Mining {
     /// Mining-callback cursor: nonces with x < `sent_x` were already streamed.
     pub sent_x: u64,
     pub last_flush: f64,
+    /// `config` as JSON, rendered once per session for the hot `/pow/status` path.
+    pub config_json: String,
 }
 
 impl Mining {
+    pub fn new(
+        request: InitGenerateRequest,
+        group: NonceGroup,
+        group_id: u32,
+        n_groups: u32,
+        started: f64,
+        rate: f64,
+        stall_at: Option<f64>,
+    ) -> Self {
+        let mut m = Mining {
+            request,
+            group,
+            group_id,
+            n_groups,
+            started,
+            rate,
+            stall_at,
+            sent_x: 0,
+            last_flush: started,
+            config_json: String::new(),
+        };
+        m.config_json = serde_json::to_string(&m.config()).unwrap_or_else(|_| "null".into());
+        m
+    }
+
     /// Nonces completed by `now`, in whole batches.
     pub fn processed(&self, now: f64) -> u64 {
         let until = self.stall_at.map_or(now, |s| now.min(s));

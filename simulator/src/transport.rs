@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -178,11 +178,14 @@ impl TransportFault {
 #[derive(Debug)]
 pub struct Faults {
     state: Mutex<(Vec<TransportFault>, ChaCha20Rng)>,
+    /// How many faults are set: requests skip the lock when there are none.
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Faults {
     pub fn new(faults: Vec<TransportFault>, seed: u64) -> Self {
         Faults {
+            count: std::sync::atomic::AtomicUsize::new(faults.len()),
             state: Mutex::new((faults, ChaCha20Rng::seed_from_u64(seed ^ 0x7472_616e_7370))),
         }
     }
@@ -196,19 +199,24 @@ impl Faults {
     }
 
     pub fn set(&self, faults: Vec<TransportFault>) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = faults;
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = faults;
+        self.count
+            .store(g.0.len(), std::sync::atomic::Ordering::Release);
     }
 
     pub fn add(&self, f: TransportFault) {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .push(f);
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.push(f);
+        self.count
+            .store(g.0.len(), std::sync::atomic::Ordering::Release);
     }
 
     /// The first matching fault that fires for this request, with a resolved latency.
     pub fn decide(&self, path: &str) -> Option<(FaultKind, f64)> {
+        if self.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (faults, rng) = &mut *g;
         for f in faults.iter() {
@@ -258,8 +266,8 @@ impl ConnKill {
     }
 }
 
-/// The middleware that applies transport faults.
-pub async fn middleware(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+/// Apply transport faults to one request (called from the router's single middleware).
+pub async fn apply(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/sim/v1/") {
         return next.run(req).await; // the admin API must stay reachable to clear faults

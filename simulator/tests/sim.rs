@@ -883,6 +883,51 @@ async fn sim_binary_starts_fast_on_port_zero() {
     child.kill().await.unwrap();
 }
 
+/// The pre-rendered /pow/status bytes equal serde's rendering in every state.
+#[tokio::test]
+async fn pow_status_fast_rendering_equals_serde() {
+    let same = |node: &mlnode_sim::Node, what: &str| {
+        let t = node.clock.now();
+        let fast = node.pow_status_json_at(t);
+        let slow = serde_json::to_vec(&node.pow_status_at(t)).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(slow).unwrap(),
+            "{what}"
+        );
+    };
+    // NO_BACKENDS, then IDLE, GENERATING and MIXED (partial init), then ERROR (crashed).
+    let h = start(cfg()).await;
+    same(&h.node, "no backends");
+    let (h, c) = deploy_scenario("partial-init").await;
+    same(&h.node, "idle");
+    c.post("/api/v1/inference/pow/init/generate", init_body(QWEN))
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    same(&h.node, "mixed");
+    let h = start(NodeConfig {
+        replicas: Some(3),
+        deployed_model: Some(QWEN.into()),
+        ..cfg()
+    })
+    .await;
+    let c = C::new(&h);
+    c.post("/api/v1/inference/pow/init/generate", init_body(QWEN))
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    same(&h.node, "generating");
+    let (h, c) = deploy_scenario("deploy-crash-after-start").await;
+    c.post("/api/v1/inference/pow/init/generate", init_body(QWEN))
+        .await;
+    for _ in 0..200 {
+        if c.get("/api/v1/inference/pow/status").await.1["backends"][0]["status"] == "ERROR" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    same(&h.node, "error/crashed");
+}
+
 // ------------------------------------------------------------- scenarios (node-visible)
 
 async fn validate_ref(c: &C, r: &Reference, batch: u32) -> Value {

@@ -40,6 +40,35 @@ where
     }
 }
 
+/// Responses: serialized into a `Vec` with a remembered size hint, then sent as one
+/// buffer. (`axum::Json` writes through a `BytesMut` that starts at 128 bytes and
+/// regrows; on `/pow/status` that was the largest cost per request.)
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static HINT: AtomicUsize = AtomicUsize::new(512);
+        let mut buf = Vec::with_capacity(HINT.load(Ordering::Relaxed));
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => {
+                HINT.store(buf.len().clamp(256, 1 << 16), Ordering::Relaxed);
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    )],
+                    buf,
+                )
+                    .into_response()
+            }
+            Err(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot serialize response: {e}"),
+            )
+            .into_response(),
+        }
+    }
+}
+
 fn item(kind: &str, loc: Vec<Value>, msg: &str, input: Value) -> Value {
     json!({"type": kind, "loc": loc, "msg": msg, "input": input})
 }

@@ -22,22 +22,22 @@ pub fn routes() -> Router<Arc<Sim>> {
 async fn up(
     Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
-) -> Result<axum::Json<StatusMessage>, ApiError> {
-    Ok(axum::Json(node.inference_up_sync(&req).await?))
+) -> Result<Json<StatusMessage>, ApiError> {
+    Ok(Json(node.inference_up_sync(&req).await?))
 }
 
 /// 200 (not 202) with `{"status":"starting",...}`.
 async fn up_async(
     Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
-) -> Result<axum::Json<StatusMessage>, ApiError> {
-    Ok(axum::Json(node.inference_up(&req)?))
+) -> Result<Json<StatusMessage>, ApiError> {
+    Ok(Json(node.inference_up(&req)?))
 }
 
-async fn status(Current(node): Current) -> axum::Json<StartupStatus> {
-    axum::Json(node.up_status())
+async fn status(Current(node): Current) -> Json<StartupStatus> {
+    Json(node.up_status())
 }
 
-async fn down(Current(node): Current) -> axum::Json<StatusMessage> {
-    axum::Json(node.inference_down())
+async fn down(Current(node): Current) -> Json<StatusMessage> {
+    Json(node.inference_down())
 }

@@ -34,7 +34,8 @@ pub fn app(node: Arc<Node>) -> Router {
     router(Sim::new(node, SimOptions::default()))
 }
 
-/// The MLNode API for a served simulator: journal → transport faults → routes, plus
+/// The MLNode API for a served simulator: journal → transport faults → routes (one
+/// middleware, [`observe`]), plus
 /// `/sim/v1/*` when the admin API is on (never subject to transport faults).
 pub fn router(sim: Arc<Sim>) -> Router {
     let limit = sim.node().cfg.body_limit_bytes;
@@ -51,19 +52,16 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
-        .layer(from_fn_with_state(
-            sim.clone(),
-            crate::transport::middleware,
-        ))
-        .layer(from_fn_with_state(sim.clone(), journal))
+        .layer(from_fn_with_state(sim.clone(), observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(sim)
 }
 
-/// Record every request in the journal.
-async fn journal(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+/// The one middleware: transport faults inside, the journal around them (one layer, not
+/// two: every layer costs a boxed future and a service clone per request).
+async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     if sim.journal.capacity() == 0 {
-        return next.run(req).await;
+        return crate::transport::apply(&sim, req, next).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -74,7 +72,7 @@ async fn journal(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Respo
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let t0 = Instant::now();
-    let resp = next.run(req).await;
+    let resp = crate::transport::apply(&sim, req, next).await;
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     sim.journal
         .record(method.as_str(), &path, resp.status().as_u16(), ms, bytes);

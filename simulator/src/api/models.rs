@@ -23,34 +23,28 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/api/v1/models/space", get(space))
 }
 
-async fn status(
-    Current(node): Current,
-    Json(model): Json<Model>,
-) -> axum::Json<ModelStatusResponse> {
-    axum::Json(node.models_status(&model))
+async fn status(Current(node): Current, Json(model): Json<Model>) -> Json<ModelStatusResponse> {
+    Json(node.models_status(&model))
 }
 
 async fn download(
     Current(node): Current,
     Json(model): Json<Model>,
-) -> Result<(StatusCode, axum::Json<DownloadStartResponse>), ApiError> {
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(node.models_download(&model)?),
-    ))
+) -> Result<(StatusCode, Json<DownloadStartResponse>), ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(node.models_download(&model)?)))
 }
 
 async fn delete(
     Current(node): Current,
     Json(model): Json<Model>,
-) -> Result<axum::Json<DeleteModelResponse>, ApiError> {
-    Ok(axum::Json(node.models_delete(&model)?))
+) -> Result<Json<DeleteModelResponse>, ApiError> {
+    Ok(Json(node.models_delete(&model)?))
 }
 
-async fn list(Current(node): Current) -> axum::Json<ModelListResponse> {
-    axum::Json(node.models_list())
+async fn list(Current(node): Current) -> Json<ModelListResponse> {
+    Json(node.models_list())
 }
 
-async fn space(Current(node): Current) -> axum::Json<SpaceResponse> {
-    axum::Json(node.models_space())
+async fn space(Current(node): Current) -> Json<SpaceResponse> {
+    Json(node.models_space())
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use mlnode_protocol::wire::{ReadyResponse, StateResponse, StatusMessage, VersionsResponse};
 use serde_json::json;
 
+use super::extract::Json;
 use crate::sim::{Current, Sim};
 
 pub fn routes() -> Router<Arc<Sim>> {
@@ -33,7 +34,7 @@ async fn health(Current(node): Current) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(h)).into_response()
+    (code, Json(h)).into_response()
 }
 
 async fn ready(Current(node): Current) -> Response {
@@ -43,19 +44,19 @@ async fn ready(Current(node): Current) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(ReadyResponse { ready })).into_response()
+    (code, Json(ReadyResponse { ready })).into_response()
 }
 
-async fn state(Current(node): Current) -> axum::Json<StateResponse> {
-    axum::Json(node.state())
+async fn state(Current(node): Current) -> Json<StateResponse> {
+    Json(node.state())
 }
 
-async fn versions(Current(node): Current) -> axum::Json<VersionsResponse> {
-    axum::Json(node.versions())
+async fn versions(Current(node): Current) -> Json<VersionsResponse> {
+    Json(node.versions())
 }
 
-async fn stop(Current(node): Current) -> axum::Json<StatusMessage> {
-    axum::Json(node.inference_down())
+async fn stop(Current(node): Current) -> Json<StatusMessage> {
+    Json(node.inference_down())
 }
 
 fn unix_ns() -> HeaderValue {
@@ -74,18 +75,18 @@ async fn clock() -> Response {
     (StatusCode::NO_CONTENT, h).into_response()
 }
 
-async fn gpu_devices(Current(node): Current) -> axum::Json<serde_json::Value> {
+async fn gpu_devices(Current(node): Current) -> Json<serde_json::Value> {
     let devices = node.gpu_devices();
-    axum::Json(json!({ "count": devices.len(), "devices": devices }))
+    Json(json!({ "count": devices.len(), "devices": devices }))
 }
 
-async fn gpu_driver() -> axum::Json<serde_json::Value> {
-    axum::Json(
+async fn gpu_driver() -> Json<serde_json::Value> {
+    Json(
         json!({"driver_version": "550.54.15", "cuda_driver_version": "12.4", "nvml_version": "12.550.54.15"}),
     )
 }
 
 /// Legacy PoC v1 status on the MLNode port (mlnode-api §4.7).
-async fn legacy_pow_status() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({"status": "IDLE", "is_model_initialized": false}))
+async fn legacy_pow_status() -> Json<serde_json::Value> {
+    Json(json!({"status": "IDLE", "is_model_initialized": false}))
 }

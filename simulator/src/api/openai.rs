@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
+use super::extract::Json;
 use crate::sim::{Current, Sim};
 
 pub fn routes() -> Router<Arc<Sim>> {
@@ -25,7 +26,7 @@ fn no_backend() -> Response {
 async fn models(Current(node): Current) -> Response {
     match node.inference_target() {
         None => no_backend(),
-        Some((model, _)) => axum::Json(json!({
+        Some((model, _)) => Json(json!({
             "object": "list",
             "data": [{"id": model, "object": "model", "owned_by": "vllm", "root": model}]
         }))
@@ -40,13 +41,13 @@ async fn completion(Current(node): Current) -> Response {
         Some((_, true)) => {
             let mut r = (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"error": "poc_generation_active", "reason": "init-generate", "retry_after_ms": 1000})),
+                Json(json!({"error": "poc_generation_active", "reason": "init-generate", "retry_after_ms": 1000})),
             )
                 .into_response();
             r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
             r
         }
-        Some((model, false)) => axum::Json(json!({
+        Some((model, false)) => Json(json!({
             "id": "cmpl-sim", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "(simulated completion)"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{
     GenerateRequest, GenerateResponse, InitGenerateRequest, InitGenerateResponse, JobPollResponse,
-    PowStatusResponse, StopResponse,
+    StopResponse,
 };
 
 use super::extract::Json;
@@ -26,29 +26,38 @@ pub fn routes() -> Router<Arc<Sim>> {
 async fn init_generate(
     Current(node): Current,
     Json(req): Json<InitGenerateRequest>,
-) -> Result<axum::Json<InitGenerateResponse>, ApiError> {
-    Ok(axum::Json(node.pow_init(&req)?))
+) -> Result<Json<InitGenerateResponse>, ApiError> {
+    Ok(Json(node.pow_init(&req)?))
 }
 
-async fn status(Current(node): Current) -> axum::Json<PowStatusResponse> {
-    axum::Json(node.pow_status())
+/// Pre-rendered (see `Node::pow_status_json`): the endpoint every client polls.
+async fn status(Current(node): Current) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        node.pow_status_json(),
+    )
+        .into_response()
 }
 
 /// The body is ignored (DAPI sends `{}`).
-async fn stop(Current(node): Current) -> axum::Json<StopResponse> {
-    axum::Json(node.pow_stop())
+async fn stop(Current(node): Current) -> Json<StopResponse> {
+    Json(node.pow_stop())
 }
 
 async fn generate(
     Current(node): Current,
     Json(req): Json<GenerateRequest>,
-) -> Result<axum::Json<GenerateResponse>, ApiError> {
-    Ok(axum::Json(node.pow_generate(req).await?))
+) -> Result<Json<GenerateResponse>, ApiError> {
+    Ok(Json(node.pow_generate(req).await?))
 }
 
 async fn poll(
     Current(node): Current,
     Path(request_id): Path<String>,
-) -> Result<axum::Json<JobPollResponse>, ApiError> {
-    Ok(axum::Json(node.pow_poll(&request_id)?))
+) -> Result<Json<JobPollResponse>, ApiError> {
+    Ok(Json(node.pow_poll(&request_id)?))
 }

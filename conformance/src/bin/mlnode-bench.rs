@@ -1,0 +1,538 @@
+//! `mlnode-bench`: the system-level benchmarks of BENCHMARKS.md, each taken side by side
+//! with its baseline in the same run, as medians of several runs with min and max.
+//!
+//! Build everything in release first: `cargo build --release --bins`, then run
+//! `target/release/mlnode-bench` (it starts `mlnode-sim`, `mlnode-validate` from the same
+//! directory). Servers are pinned to core 0 with `taskset`, the load generator to core 1.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use mlnode_protocol::vectors::Round;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser)]
+#[command(name = "mlnode-bench")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Seconds per load measurement.
+    #[arg(long, default_value_t = 5.0, global = true)]
+    seconds: f64,
+    /// Runs per figure (median, min, max).
+    #[arg(long, default_value_t = 3, global = true)]
+    runs: usize,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything (default).
+    All,
+    /// 1. /pow/status with 4 replicas mining vs a bare axum "hello".
+    Status,
+    /// 2. Validation throughput (1,000 and 10,000 artifacts per request).
+    Validation,
+    /// 4. A validate-only run of the 200-vector MiniMax reference: wall time and peak RSS.
+    Validator,
+    /// 5. Simulator RSS before and after 1,000,000 mixed requests.
+    Memory {
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+    },
+    /// 6. The accelerated drill matrix over every scenario.
+    Matrix,
+    /// (internal) serve a bare axum hello on 127.0.0.1:0.
+    HelloServer,
+}
+
+fn bin(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::current_exe()?
+        .parent()
+        .context("no exe dir")?
+        .to_path_buf();
+    let p = dir.join(name);
+    if !p.exists() {
+        bail!(
+            "{} not found: run `cargo build --release --bins` first",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn pinned(core: u32, program: &Path) -> Command {
+    if Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.arg("-c").arg(core.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A server child that prints its URL first; killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mut cmd: Command) -> anyhow::Result<Server> {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let out = child.stdout.take().context("stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    let url = line.trim().trim_start_matches("http://").to_owned();
+    Ok(Server {
+        child,
+        addr: url
+            .parse()
+            .with_context(|| format!("bad first line {line:?}"))?,
+    })
+}
+
+fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>())
+        })
+        .context("no VmRSS")?
+        .map_err(Into::into)
+}
+
+/// Closed-loop HTTP/1.1 keep-alive load: `conns` connections, each sending `request`
+/// and reading the whole response, until `dur` is over. Returns completed responses.
+async fn load(
+    addr: SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+    conns: usize,
+    dur: Duration,
+) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let requests = requests.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut done = 0u64;
+            let mut i = c;
+            while Instant::now() < deadline {
+                s.write_all(&requests[i % requests.len()]).await?;
+                i += 1;
+                // Read the head, then Content-Length bytes of body.
+                let mut have = 0usize;
+                let (head_end, len) = loop {
+                    let n = s.read(&mut buf[have..]).await?;
+                    if n == 0 {
+                        anyhow::bail!("server closed the connection");
+                    }
+                    have += n;
+                    if let Some(p) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = std::str::from_utf8(&buf[..p]).unwrap_or("");
+                        if !head.starts_with("HTTP/1.1 2") {
+                            anyhow::bail!("non-2xx answer: {}", head.lines().next().unwrap_or(""));
+                        }
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())
+                                    .flatten()
+                            })
+                            .unwrap_or(0);
+                        break (p + 4, len);
+                    }
+                    if have == buf.len() {
+                        buf.resize(buf.len() * 2, 0);
+                    }
+                };
+                let mut body = have - head_end;
+                while body < len {
+                    let want = (len - body).min(buf.len());
+                    let n = s.read(&mut buf[..want]).await?;
+                    if n == 0 {
+                        anyhow::bail!("short body");
+                    }
+                    body += n;
+                }
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total)
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes()
+}
+
+fn post(path: &str, body: &Value) -> Vec<u8> {
+    let b = body.to_string();
+    format!("POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len()).into_bytes()
+}
+
+/// Median, min, max.
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn show(name: &str, unit: &str, (med, min, max): (f64, f64, f64)) -> Value {
+    println!("{name:<58} median {med:>12.1} {unit}  (min {min:.1}, max {max:.1})");
+    json!({"name": name, "unit": unit, "median": med, "min": min, "max": max})
+}
+
+fn sim_cmd(scenario: &Path) -> anyhow::Result<Command> {
+    let mut c = pinned(0, &bin("mlnode-sim")?);
+    c.args(["--port", "0", "--config"]).arg(scenario);
+    Ok(c)
+}
+
+fn scenario_file(dir: &Path, name: &str, toml: &str) -> anyhow::Result<PathBuf> {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, toml)?;
+    Ok(p)
+}
+
+const MODEL: &str = "Qwen/Qwen3-32B-FP8";
+
+async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
+    let cfg = scenario_file(
+        tmp,
+        "status",
+        &format!("name = \"bench-status\"\n[node]\nreplicas = 4\ndeployed_model = \"{MODEL}\"\n"),
+    )?;
+    let (mut sim_rates, mut hello_rates) = (Vec::new(), Vec::new());
+    let dur = Duration::from_secs_f64(cli.seconds);
+    for _ in 0..cli.runs {
+        let sim = start(sim_cmd(&cfg)?)?;
+        let init = json!({"block_hash": "B", "block_height": 1, "public_key": "K", "node_id": 0, "node_count": 1, "params": {"model": MODEL, "seq_len": 1024}});
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://{}/api/v1/inference/pow/init/generate",
+                sim.addr
+            ))
+            .json(&init)
+            .send()
+            .await?;
+        let v: Value = r.json().await?;
+        if v["backends"] != 4 {
+            bail!("expected 4 mining replicas: {v}");
+        }
+        let n = load(
+            sim.addr,
+            Arc::new(vec![get("/api/v1/inference/pow/status")]),
+            64,
+            dur,
+        )
+        .await?;
+        sim_rates.push(n as f64 / cli.seconds);
+        drop(sim);
+        let mut h = pinned(0, &std::env::current_exe()?);
+        h.arg("hello-server");
+        let hello = start(h)?;
+        let n = load(hello.addr, Arc::new(vec![get("/")]), 64, dur).await?;
+        hello_rates.push(n as f64 / cli.seconds);
+    }
+    let s = stats(sim_rates.clone());
+    let h = stats(hello_rates.clone());
+    let ratio = stats(
+        sim_rates
+            .iter()
+            .zip(&hello_rates)
+            .map(|(a, b)| 100.0 * a / b)
+            .collect(),
+    );
+    Ok(vec![
+        show(
+            "1. GET /pow/status, 4 replicas mining (1 server core)",
+            "req/s",
+            s,
+        ),
+        show(
+            "1. baseline: bare axum \"hello\" (1 server core)",
+            "req/s",
+            h,
+        ),
+        show("1. ratio status/hello (target >= 60 %)", "%", ratio),
+    ])
+}
+
+fn validation_body(n: usize) -> Value {
+    let round = Round::new(MODEL, 1024, 12, "BENCH_BLOCK", "bench_key");
+    let artifacts: Vec<Value> = (0..n as i64)
+        .map(|i| json!({"nonce": i, "vector_b64": round.vector(i, false).encode()}))
+        .collect();
+    json!({"block_hash": "BENCH_BLOCK", "block_height": 1, "public_key": "bench_key", "node_id": 0, "node_count": 1,
+           "nonces": (0..n as i64).collect::<Vec<_>>(), "params": {"model": MODEL, "seq_len": 1024, "k_dim": 12},
+           "batch_size": 64, "wait": true, "validation": {"artifacts": artifacts},
+           "stat_test": {"dist_threshold": 0.02, "p_mismatch": 0.001, "fraud_threshold": 0.01}})
+}
+
+async fn bench_validation(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
+    // No simulated compute time: this measures the simulator's own CPU cost.
+    let cfg = scenario_file(tmp, "validation", &format!("name = \"bench-validation\"\n[node]\ndeployed_model = \"{MODEL}\"\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
+    let mut out = Vec::new();
+    for n in [1_000usize, 10_000] {
+        let body = validation_body(n);
+        let req = Arc::new(vec![post("/api/v1/inference/pow/generate", &body)]);
+        let mut rates = Vec::new();
+        for _ in 0..cli.runs {
+            let sim = start(sim_cmd(&cfg)?)?;
+            // Check the answer once: every artifact matches.
+            let v: Value = reqwest::Client::new()
+                .post(format!("http://{}/api/v1/inference/pow/generate", sim.addr))
+                .json(&body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if v["n_total"] != n || v["n_mismatch"] != 0 {
+                bail!("unexpected verdict: {v}");
+            }
+            let done = load(
+                sim.addr,
+                req.clone(),
+                2,
+                Duration::from_secs_f64(cli.seconds),
+            )
+            .await?;
+            rates.push(done as f64 * n as f64 / cli.seconds);
+        }
+        out.push(show(
+            &format!("2. validation, {n} artifacts/request (1 server core)"),
+            "artifacts/s",
+            stats(rates),
+        ));
+    }
+    Ok(out)
+}
+
+async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
+    let model = "MiniMaxAI/MiniMax-M2.7";
+    // The node answers at once: this measures the validator's own cost.
+    let cfg = scenario_file(tmp, "validator", &format!("name = \"bench-validator\"\n[node]\ndeployed_model = \"{model}\"\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
+    let sim = start(sim_cmd(&cfg)?)?;
+    let validate = bin("mlnode-validate")?;
+    let (mut walls, mut rss) = (Vec::new(), Vec::new());
+    for i in 0..cli.runs.max(5) {
+        let exp = tmp.join(format!("exp{i}"));
+        let mut c = if Path::new("/usr/bin/time").exists() {
+            let mut c = Command::new("/usr/bin/time");
+            c.arg("-v").arg(&validate);
+            c
+        } else {
+            Command::new(&validate)
+        };
+        c.args([
+            "--mlnode-url",
+            &format!("http://{}", sim.addr),
+            "--model",
+            model,
+            "--skip-download",
+            "--skip-deploy",
+            "--skip-throughput",
+            "--exp-dir",
+        ])
+        .arg(&exp);
+        let t0 = Instant::now();
+        let o = c.output()?;
+        walls.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if o.status.code() != Some(0) {
+            bail!("validator failed: {}", String::from_utf8_lossy(&o.stdout));
+        }
+        let err = String::from_utf8_lossy(&o.stderr);
+        if let Some(kb) = err.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        }) {
+            rss.push(kb.trim().parse::<f64>()? / 1024.0);
+        }
+    }
+    let mut out = vec![show(
+        "4. validate-only run, 200-vector MiniMax reference: wall",
+        "ms",
+        stats(walls),
+    )];
+    if !rss.is_empty() {
+        out.push(show("4. validate-only run: peak RSS", "MB", stats(rss)));
+    }
+    Ok(out)
+}
+
+async fn bench_memory(tmp: &Path, requests: u64) -> anyhow::Result<Vec<Value>> {
+    let cfg = scenario_file(tmp, "memory", &format!("name = \"bench-memory\"\n[node]\nreplicas = 4\ndeployed_model = \"{MODEL}\"\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
+    let sim = start(sim_cmd(&cfg)?)?;
+    // An idle node: queued jobs would be retained for the real 300 s TTL (retention,
+    // not a leak), and wait=true behind a mining session would hit the 60 s proxy timeout.
+    let gen = json!({"block_hash": "B2", "block_height": 1, "public_key": "K", "node_id": 0, "node_count": 1, "nonces": (0..32).collect::<Vec<i64>>(),
+                     "params": {"model": MODEL, "seq_len": 1024}, "wait": true});
+    let reqs = Arc::new(vec![
+        get("/api/v1/inference/pow/status"),
+        get("/api/v1/state"),
+        get("/api/v1/inference/up/status"),
+        post("/api/v1/models/status", &json!({"hf_repo": MODEL})),
+        get("/health"),
+        get("/api/v1/versions"),
+        post("/api/v1/inference/pow/generate", &gen),
+        get("/api/v1/models/list"),
+    ]);
+    load(sim.addr, reqs.clone(), 8, Duration::from_secs(2)).await?;
+    let before = rss_kb(sim.child.id())? as f64 / 1024.0;
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while sent < requests {
+        sent += load(sim.addr, reqs.clone(), 8, Duration::from_secs(2)).await?;
+    }
+    let after = rss_kb(sim.child.id())? as f64 / 1024.0;
+    println!(
+        "5. {sent} mixed requests in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(vec![
+        show("5. simulator RSS before", "MB", (before, before, before)),
+        show(
+            &format!("5. simulator RSS after {sent} mixed requests"),
+            "MB",
+            (after, after, after),
+        ),
+        show(
+            "5. growth (target <= 5 MB; total <= 30 MB)",
+            "MB",
+            (after - before, after - before, after - before),
+        ),
+    ])
+}
+
+async fn bench_matrix(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
+    use clap::Parser as _;
+    let mut walls = Vec::new();
+    for run in 0..cli.runs {
+        let t0 = Instant::now();
+        for s in mlnode_sim::fixtures::all_scenarios()? {
+            let e = s.expect.clone().context("expect")?;
+            let exp = tmp.join(format!("m{run}-{}", s.name));
+            let args = mlnode_validator::ValidateArgs::try_parse_from([
+                "mlnode-validate",
+                "--mlnode-url",
+                &format!("sim:{}", s.name),
+                "--model",
+                &e.model,
+                "--time-scale",
+                "2000",
+                "--download-timeout",
+                "600",
+                "--deploy-timeout",
+                "600",
+                "--exp-dir",
+                exp.to_str().context("path")?,
+            ])?;
+            let (console, _) = mlnode_validator::console::Console::buffer();
+            let o = mlnode_validator::run(args, console, std::future::pending()).await;
+            if o.exit_code != e.exit_code {
+                bail!("{}: exit {} != {}", s.name, o.exit_code, e.exit_code);
+            }
+        }
+        walls.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(vec![show(
+        &format!(
+            "6. drill matrix, {} scenarios (target < 30 s)",
+            mlnode_sim::fixtures::SCENARIOS.len()
+        ),
+        "s",
+        stats(walls),
+    )])
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Cmd::HelloServer) = cli.cmd {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return std::thread::spawn(move || {
+            rt.block_on(async {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                println!("http://{}", l.local_addr()?);
+                std::io::stdout().flush()?;
+                axum::serve(
+                    l,
+                    axum::Router::new().route("/", axum::routing::get(|| async { "hello" })),
+                )
+                .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("hello server panicked"))?;
+    }
+    // The load generator runs on core 1, the servers on core 0.
+    if std::env::var_os("MLNODE_BENCH_PINNED").is_none() && Path::new("/usr/bin/taskset").exists() {
+        let status = Command::new("/usr/bin/taskset")
+            .arg("-c")
+            .arg("1")
+            .arg(std::env::current_exe()?)
+            .args(std::env::args().skip(1))
+            .env("MLNODE_BENCH_PINNED", "1")
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let tmp = tempfile::tempdir()?;
+    let mut results = Vec::new();
+    let which = cli.cmd.as_ref().map_or("all", |c| match c {
+        Cmd::All => "all",
+        Cmd::Status => "status",
+        Cmd::Validation => "validation",
+        Cmd::Validator => "validator",
+        Cmd::Memory { .. } => "memory",
+        Cmd::Matrix => "matrix",
+        Cmd::HelloServer => unreachable!(),
+    });
+    let requests = match cli.cmd {
+        Some(Cmd::Memory { requests }) => requests,
+        _ => 1_000_000,
+    };
+    if matches!(which, "all" | "status") {
+        results.extend(bench_status(&cli, tmp.path()).await?);
+    }
+    if matches!(which, "all" | "validation") {
+        results.extend(bench_validation(&cli, tmp.path()).await?);
+    }
+    if matches!(which, "all" | "validator") {
+        results.extend(bench_validator(&cli, tmp.path()).await?);
+    }
+    if matches!(which, "all" | "memory") {
+        results.extend(bench_memory(tmp.path(), requests).await?);
+    }
+    if matches!(which, "all" | "matrix") {
+        results.extend(bench_matrix(&cli, tmp.path()).await?);
+    }
+    println!("{}", serde_json::to_string(&json!({"results": results}))?);
+    Ok(())
+}
