@@ -78,39 +78,4 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(protocol, benches);
-criterion_main!(protocol, scratch_group);
-
-#[allow(dead_code)]
-fn scratch(c: &mut Criterion) {
-    use rand::{RngCore, SeedableRng};
-    let seed = [7u8; 32];
-    c.bench_function("chacha20_seed_plus_12_u64", |b| {
-        b.iter(|| {
-            let mut r = rand_chacha::ChaCha20Rng::from_seed(black_box(seed));
-            let mut acc = 0u64;
-            for _ in 0..12 {
-                acc ^= r.next_u64();
-            }
-            black_box(acc)
-        })
-    });
-    c.bench_function("chacha8_seed_plus_12_u64", |b| {
-        b.iter(|| {
-            let mut r = rand_chacha::ChaCha8Rng::from_seed(black_box(seed));
-            let mut acc = 0u64;
-            for _ in 0..12 {
-                acc ^= r.next_u64();
-            }
-            black_box(acc)
-        })
-    });
-    c.bench_function("six_box_muller_pairs", |b| {
-        let mut r = rand_chacha::ChaCha8Rng::from_seed(seed);
-        let mut out = [0.0f64; 12];
-        b.iter(|| {
-            mlnode_protocol::vectors::fill_gaussian(&mut r, &mut out);
-            black_box(out)
-        })
-    });
-}
-criterion_group!(scratch_group, scratch);
+criterion_main!(protocol);
