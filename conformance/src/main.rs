@@ -40,12 +40,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    mlnode_sim::init_logging("warn");
     let cli = Cli::parse();
     std::process::exit(run(cli).await);
 }

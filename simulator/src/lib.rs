@@ -56,6 +56,18 @@ pub use config::NodeConfig;
 pub use node::Node;
 pub use sim::{Sim, SimOptions};
 
+/// Logs to stderr, filtered by `RUST_LOG` (else `default_filter`): the same setup for
+/// every binary of the workspace.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .init();
+}
+
 /// Why a node could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -80,12 +80,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    mlnode_sim::init_logging("info");
     let cli = Cli::parse();
     if cli.list_scenarios {
         for s in fixtures::all_scenarios()? {

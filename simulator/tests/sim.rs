@@ -92,6 +92,32 @@ impl C {
         }
         panic!("condition on {path} never held");
     }
+    /// Download `model` and wait until it is cached.
+    async fn download(&self, model: &str) {
+        let (code, _) = self
+            .post("/api/v1/models/download", json!({"hf_repo": model}))
+            .await;
+        assert_eq!(code, 202);
+        self.wait_get("/api/v1/models/list", |v| {
+            v["models"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x["model"]["hf_repo"] == model))
+        })
+        .await;
+    }
+
+    /// Download, then start a deploy without waiting for it.
+    async fn download_and_start(&self, model: &str) {
+        self.download(model).await;
+        let (code, v) = self
+            .post(
+                "/api/v1/inference/up/async",
+                json!({"model": model, "dtype": "auto"}),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+
     async fn download_and_deploy(&self, model: &str, args: Value) {
         let (code, _) = self
             .post("/api/v1/models/download", json!({"hf_repo": model}))
@@ -1058,17 +1084,7 @@ async fn deploy_fault_scenarios() {
     // OOM: failed with the text.
     let h = scenario("deploy-oom").await;
     let c = C::new(&h);
-    c.post("/api/v1/models/download", json!({"hf_repo": QWEN}))
-        .await;
-    c.wait_get("/api/v1/models/list", |v| {
-        v["models"].as_array().is_some_and(|m| !m.is_empty())
-    })
-    .await;
-    c.post(
-        "/api/v1/inference/up/async",
-        json!({"model": QWEN, "dtype": "auto"}),
-    )
-    .await;
+    c.download_and_start(QWEN).await;
     let v = c
         .wait_get("/api/v1/inference/up/status", |v| {
             v["status"] != "in_progress"
@@ -1091,17 +1107,7 @@ async fn deploy_fault_scenarios() {
     // Timeout: in_progress forever, with growing elapsed_seconds.
     let h = scenario("deploy-timeout").await;
     let c = C::new(&h);
-    c.post("/api/v1/models/download", json!({"hf_repo": QWEN}))
-        .await;
-    c.wait_get("/api/v1/models/list", |v| {
-        v["models"].as_array().is_some_and(|m| !m.is_empty())
-    })
-    .await;
-    c.post(
-        "/api/v1/inference/up/async",
-        json!({"model": QWEN, "dtype": "auto"}),
-    )
-    .await;
+    c.download_and_start(QWEN).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, v) = c.get("/api/v1/inference/up/status").await;
     assert_eq!(v["status"], "in_progress");
@@ -1128,17 +1134,7 @@ async fn node_exits_on_failed_deploy_refuses_connections_then_returns() {
     s.node.time_scale = 200.0;
     let h = start(s.node).await;
     let c = C::new(&h);
-    c.post("/api/v1/models/download", json!({"hf_repo": QWEN}))
-        .await;
-    c.wait_get("/api/v1/models/list", |v| {
-        v["models"].as_array().is_some_and(|m| !m.is_empty())
-    })
-    .await;
-    c.post(
-        "/api/v1/inference/up/async",
-        json!({"model": QWEN, "dtype": "auto"}),
-    )
-    .await;
+    c.download_and_start(QWEN).await;
     // Poll until a request fails at the transport level.
     let mut refused = false;
     for _ in 0..2000 {

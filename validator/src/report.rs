@@ -13,20 +13,6 @@ pub const FAIL: &str = "FAIL (fraud_detected)";
 pub const SKIPPED: &str = "validation skipped";
 pub const ERROR: &str = "ERROR";
 
-/// Keys of `validate_config.json`, in order.
-pub const CONFIG_KEYS: [&str; 8] = [
-    "timestamp",
-    "mlnode_url",
-    "model",
-    "reference",
-    "deploy_config",
-    "poc_params",
-    "stat_test",
-    "args",
-];
-/// Keys `validate_report.json` adds to the config.
-pub const REPORT_KEYS: [&str; 4] = ["download", "deploy", "throughput", "validation"];
-
 /// Paths of the three files.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReportPaths {

@@ -6,12 +6,7 @@ use mlnode_validator::make_artifact::{self, MakeArtifactArgs};
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    mlnode_sim::init_logging("warn");
     let args = MakeArtifactArgs::parse();
     match make_artifact::run(&args, &Console::Stdout).await {
         Ok(_) => std::process::exit(0),

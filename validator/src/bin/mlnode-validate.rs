@@ -7,12 +7,7 @@ use mlnode_validator::ValidateArgs;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    mlnode_sim::init_logging("warn");
     let args = ValidateArgs::parse();
     let json = args.json;
     let console = if json {

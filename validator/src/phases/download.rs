@@ -25,15 +25,11 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
     let model = Model::latest(ctx.args.model.clone());
     let t0 = c.clock.now();
     let report = |action: &str, last: &str| json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "last_status": last});
-    let st: ModelStatusResponse = match c
-        .poll(
-            "POST",
-            "/api/v1/models/status",
-            Some(&json!(model)),
-            STATUS_TIMEOUT,
-        )
-        .await
-    {
+    let body = json!(model);
+    let status = || {
+        c.poll::<ModelStatusResponse>("POST", "/api/v1/models/status", Some(&body), STATUS_TIMEOUT)
+    };
+    let st = match status().await {
         Ok(s) => s,
         Err(e) => return PhaseResult::failed(report("error", "unknown"), e.to_string()),
     };
@@ -96,15 +92,7 @@ pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
         c.clock
             .sleep(POLL_SECONDS.min(ctx.args.download_timeout.max(0.001)))
             .await;
-        let st: ModelStatusResponse = match c
-            .poll(
-                "POST",
-                "/api/v1/models/status",
-                Some(&json!(model)),
-                STATUS_TIMEOUT,
-            )
-            .await
-        {
+        let st = match status().await {
             Ok(s) => s,
             Err(e) => return PhaseResult::failed(report("error", &last), e.to_string()),
         };
