@@ -1708,3 +1708,99 @@ mod admin {
         });
     }
 }
+
+/// `wait=false` past 100,000 queued nonces → 429 (pass-through). Jobs wait while the
+/// replica mines, so the queue fills.
+#[tokio::test]
+async fn queue_limit_is_429() {
+    let h = start(NodeConfig {
+        deployed_model: Some(QWEN.into()),
+        ..cfg()
+    })
+    .await;
+    let c = C::new(&h);
+    c.post("/api/v1/inference/pow/init/generate", init_body(QWEN))
+        .await;
+    let mut body = init_body(QWEN);
+    body["wait"] = json!(false);
+    body["nonces"] = json!((0..100_000).collect::<Vec<i64>>());
+    let (code, v) = c.post("/api/v1/inference/pow/generate", body.clone()).await;
+    assert_eq!(
+        (code, v["status"].clone(), v["queued_count"].clone()),
+        (200, json!("queued"), json!(1))
+    );
+    body["nonces"] = json!([0]);
+    let (code, v) = c.post("/api/v1/inference/pow/generate", body).await;
+    assert_eq!(code, 429);
+    assert_eq!(
+        v["detail"],
+        r#"{"detail":"Queue full: 100000 nonces queued, limit is 100000"}"#
+    );
+    // stop wipes the queue; room again.
+    c.post("/api/v1/inference/pow/stop", json!({})).await;
+    let mut body = init_body(QWEN);
+    body["wait"] = json!(false);
+    body["nonces"] = json!([1, 2]);
+    assert_eq!(c.post("/api/v1/inference/pow/generate", body).await.0, 200);
+}
+
+/// A failing callback endpoint gets the same payload again with backoff, until it
+/// accepts; nothing is lost and nothing is duplicated.
+#[tokio::test]
+async fn callbacks_are_retried_until_accepted() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let accepted: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (a, acc) = (attempts.clone(), accepted.clone());
+    let app = axum::Router::new().route(
+        "/cb/generated",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let (a, acc) = (a.clone(), acc.clone());
+            async move {
+                // The first two attempts fail (500), the third is accepted.
+                if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                acc.lock().unwrap().push(v);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cb = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let h = start(NodeConfig {
+        deployed_model: Some(QWEN.into()),
+        ..cfg()
+    })
+    .await;
+    let c = C::new(&h);
+    let mut body = init_body(QWEN);
+    body["wait"] = json!(false);
+    body["nonces"] = json!([3, 4, 5]);
+    body["url"] = json!(format!("http://{cb}/cb"));
+    let (code, v) = c.post("/api/v1/inference/pow/generate", body).await;
+    assert_eq!(code, 200, "{v}");
+    for _ in 0..4000 {
+        if !accepted.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let got = accepted.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "delivered exactly once");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
+    let nonces: Vec<i64> = got[0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["nonce"].as_i64().unwrap())
+        .collect();
+    assert_eq!(nonces, vec![3, 4, 5]);
+    assert!(got[0]["request_id"].is_string());
+}
