@@ -1804,3 +1804,40 @@ async fn callbacks_are_retried_until_accepted() {
     assert_eq!(nonces, vec![3, 4, 5]);
     assert!(got[0]["request_id"].is_string());
 }
+
+/// Without `--replicas`, the node runs `gpus / (tp·pp)` vLLM instances, as the real runner
+/// does; the synchronous `/inference/up` blocks until ready and answers 200.
+#[tokio::test]
+async fn replica_count_follows_gpus_and_parallelism_and_sync_up_succeeds() {
+    for (args, want) in [
+        (json!(["--tensor-parallel-size", "2"]), 4),
+        (
+            json!([
+                "--tensor-parallel-size",
+                "2",
+                "--pipeline-parallel-size",
+                "2"
+            ]),
+            2,
+        ),
+        (json!([]), 8),
+    ] {
+        let h = start(NodeConfig {
+            gpus: Some(8),
+            cached_models: vec![QWEN.into()],
+            ..cfg()
+        })
+        .await;
+        let c = C::new(&h);
+        let (code, v) = c
+            .post(
+                "/api/v1/inference/up",
+                json!({"model": QWEN, "dtype": "auto", "additional_args": args}),
+            )
+            .await;
+        assert_eq!((code, v), (200, json!({"status": "OK"})));
+        let st = c.get("/api/v1/inference/pow/status").await.1;
+        assert_eq!(st["backends"].as_array().unwrap().len(), want, "{args}");
+        assert_eq!(c.get("/health").await.1["gpu"]["count"], 8);
+    }
+}
