@@ -13,7 +13,7 @@
 //! | [`admin`] | `/sim/v1/*`: scenarios, faults, replica health, reset, journal |
 //! | [`transport`] | transport faults: latency, reset, empty reply, truncate, garbage, dribble, hang |
 //! | [`journal`] | the bounded request journal |
-//! | [`node`] | the node's state machines: cache, startup, replicas, PoC semantics |
+//! | [`node`] | the node's state machines, one submodule per endpoint group (models, inference, pow, state) + vector sources |
 //! | [`replica`] | one vLLM replica: health damping, virtual mining, job queue |
 //! | [`callbacks`] | `{url}/generated` / `{url}/validated` delivery with retries |
 //! | [`mismatch`] | mismatch models (noise floors, quantisation, forgery, batch effects) |

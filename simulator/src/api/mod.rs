@@ -35,7 +35,7 @@ pub fn app(node: Arc<Node>) -> Router {
 }
 
 /// The MLNode API for a served simulator: journal → transport faults → routes (one
-/// middleware, [`observe`]), plus
+/// middleware, `observe`), plus
 /// `/sim/v1/*` when the admin API is on (never subject to transport faults).
 pub fn router(sim: Arc<Sim>) -> Router {
     let limit = sim.node().cfg.body_limit_bytes;
