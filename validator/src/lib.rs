@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`args`] | every flag and its default; deploy-args composition |
 //! | [`reference`](mod@reference) | finding and checking the golden reference; the missing-reference help |
-//! | [`run`] | one run end to end: preamble, phases, verdict, exit code, Ctrl-C |
+//! | [`run`](mod@run) | one run end to end: preamble, phases, verdict, exit code, Ctrl-C |
 //! | [`phases`] | `download`, `deploy`, `throughput`, `validate` (+ cross-check) |
 //! | [`report`] | the three report files, atomic writes, the text report |
 //! | [`junit`] | `--junit` output |
