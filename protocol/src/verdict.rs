@@ -7,7 +7,7 @@ use crate::codec::{DecodeError, Vector};
 use crate::fraud::{fraud_test, StatTestError};
 use crate::mismatch::judge_b64_f32;
 use crate::stat_test::StatTest;
-use crate::wire::{Artifact, ValidationResult};
+use crate::wire::{Artifact, ArtifactList, ValidationResult};
 
 /// Why a validation produced no verdict (the node's job fails).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -18,12 +18,46 @@ pub enum VerdictError {
     StatTest(#[from] StatTestError),
 }
 
+/// Received artifacts, by position: a reference's `[Artifact]` or a request's
+/// [`ArtifactList`].
+pub trait Artifacts {
+    fn count(&self) -> usize;
+    fn artifact(&self, i: usize) -> (i64, &str);
+}
+
+impl Artifacts for [Artifact] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn artifact(&self, i: usize) -> (i64, &str) {
+        (self[i].nonce, self[i].vector_b64.as_str())
+    }
+}
+
+impl Artifacts for Vec<Artifact> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn artifact(&self, i: usize) -> (i64, &str) {
+        self.as_slice().artifact(i)
+    }
+}
+
+impl Artifacts for ArtifactList {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn artifact(&self, i: usize) -> (i64, &str) {
+        self.get(i)
+    }
+}
+
 /// Judge `received` against what the node computed for each of `nonces` (in order).
 /// `computed(nonce)` returns `None` for a nonce the node produced nothing for (e.g. its
 /// own NaN): silently not counted, still in `n_total`.
-pub fn validate(
+pub fn validate<A: Artifacts + ?Sized>(
     nonces: &[i64],
-    received: &[Artifact],
+    received: &A,
     mut computed: impl FnMut(i64) -> Option<Vector>,
     stat_test: &StatTest,
 ) -> Result<ValidationResult, VerdictError> {
@@ -45,22 +79,19 @@ pub fn validate(
 /// (as f32, the exact f16 values) into `out` and returns its length, or `None`.
 /// Artifacts are paired by position when they come in the order of `nonces` (what
 /// validators send), by nonce otherwise.
-pub fn validate_with(
+pub fn validate_with<A: Artifacts + ?Sized>(
     nonces: &[i64],
-    received: &[Artifact],
+    received: &A,
     mut computed: impl FnMut(usize, i64, &mut [f32]) -> Option<usize>,
     stat_test: &StatTest,
 ) -> Result<ValidationResult, VerdictError> {
     stat_test.check()?;
-    let in_order =
-        received.len() == nonces.len() && received.iter().zip(nonces).all(|(a, n)| a.nonce == *n);
+    let n = received.count();
+    let in_order = n == nonces.len() && (0..n).all(|i| received.artifact(i).0 == nonces[i]);
     let by_nonce: HashMap<i64, &str> = if in_order {
         HashMap::new()
     } else {
-        received
-            .iter()
-            .map(|a| (a.nonce, a.vector_b64.as_str()))
-            .collect()
+        (0..n).map(|i| received.artifact(i)).collect()
     };
     let mut own = [0.0f32; crate::codec::MAX_FAST_K];
     let mut mismatch_nonces = Vec::new();
@@ -69,7 +100,7 @@ pub fn validate_with(
             continue;
         };
         let got = if in_order {
-            Some(received[i].vector_b64.as_str())
+            Some(received.artifact(i).1)
         } else {
             by_nonce.get(&nonce).copied()
         };

@@ -66,7 +66,9 @@ pub async fn validate(
     st: StatTestOverrides,
 ) -> Result<ValidationResult, String> {
     let mut v = req.clone();
-    v.validation = Some(ValidationPayload { artifacts });
+    v.validation = Some(ValidationPayload {
+        artifacts: artifacts.into(),
+    });
     v.stat_test = Some(st);
     let r: GenerateResponse = t
         .client

@@ -189,7 +189,118 @@ pub struct Artifact {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidationPayload {
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: ArtifactList,
+}
+
+/// A request's artifacts, stored compactly: every `vector_b64` is appended to one buffer as
+/// it is parsed (borrowed from the body where possible), so a 10,000-artifact validation
+/// costs a few growing allocations instead of 10,000 `String`s. Serializes back to the
+/// same JSON list of `{"nonce", "vector_b64"}` objects.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ArtifactList {
+    nonces: Vec<i64>,
+    ends: Vec<usize>,
+    text: String,
+}
+
+impl ArtifactList {
+    pub fn with_capacity(n: usize) -> Self {
+        ArtifactList {
+            nonces: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+            text: String::with_capacity(n * 32),
+        }
+    }
+
+    pub fn push(&mut self, nonce: i64, vector_b64: &str) {
+        self.text.push_str(vector_b64);
+        self.nonces.push(nonce);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.nonces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nonces.is_empty()
+    }
+
+    /// The nonces, in order.
+    pub fn nonces(&self) -> &[i64] {
+        &self.nonces
+    }
+
+    /// The i-th artifact.
+    pub fn get(&self, i: usize) -> (i64, &str) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (self.nonces[i], &self.text[start..self.ends[i]])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &str)> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+}
+
+impl<'a> FromIterator<&'a Artifact> for ArtifactList {
+    fn from_iter<I: IntoIterator<Item = &'a Artifact>>(it: I) -> Self {
+        let mut l = ArtifactList::default();
+        for a in it {
+            l.push(a.nonce, &a.vector_b64);
+        }
+        l
+    }
+}
+
+impl From<Vec<Artifact>> for ArtifactList {
+    fn from(v: Vec<Artifact>) -> Self {
+        v.iter().collect()
+    }
+}
+
+impl Serialize for ArtifactList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        #[derive(Serialize)]
+        struct Item<'a> {
+            nonce: i64,
+            vector_b64: &'a str,
+        }
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for (nonce, vector_b64) in self.iter() {
+            seq.serialize_element(&Item { nonce, vector_b64 })?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ArtifactList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Item<'a> {
+            nonce: i64,
+            #[serde(borrow)]
+            vector_b64: std::borrow::Cow<'a, str>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ArtifactList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of {nonce, vector_b64}")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ArtifactList, A::Error> {
+                let mut l = ArtifactList::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(Item { nonce, vector_b64 }) = seq.next_element::<Item<'de>>()? {
+                    l.push(nonce, &vector_b64);
+                }
+                Ok(l)
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
 /// `stat_test` as sent: every key optional, unknown keys (e.g. `p_value_threshold`) ignored.

@@ -254,14 +254,10 @@ impl Node {
         }
         if let Some(v) = &req.validation {
             // Same order (what validators send) proves set equality without hashing.
-            let same_order = v.artifacts.len() == req.nonces.len()
-                && v.artifacts
-                    .iter()
-                    .zip(&req.nonces)
-                    .all(|(a, n)| a.nonce == *n);
+            let same_order = v.artifacts.nonces() == req.nonces.as_slice();
             let same_set = same_order || {
                 let a: std::collections::HashSet<i64> =
-                    v.artifacts.iter().map(|a| a.nonce).collect();
+                    v.artifacts.nonces().iter().copied().collect();
                 let b: std::collections::HashSet<i64> = req.nonces.iter().copied().collect();
                 a == b
             };

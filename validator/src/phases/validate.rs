@@ -34,7 +34,7 @@ fn request(ctx: &Ctx<'_>, with_validation: bool) -> GenerateRequest {
         wait: true,
         url: None,
         validation: with_validation.then(|| ValidationPayload {
-            artifacts: r.artifacts.clone(),
+            artifacts: r.artifacts.iter().collect(),
         }),
         stat_test: with_validation.then(|| ctx.stat_test.values.to_overrides()),
         poc_stronger_rng: false,
