@@ -144,6 +144,12 @@ impl C {
     }
 }
 
+/// Serve a callback receiver on 127.0.0.1:0 for the test's lifetime.
+async fn receiver(app: axum::Router) -> std::net::SocketAddr {
+    let addr = receiver(app).await;
+    addr
+}
+
 fn init_body(model: &str) -> Value {
     json!({"block_hash": "TEST_BLOCK", "block_height": 100, "public_key": "test_pub_keys",
            "node_id": 0, "node_count": 1, "params": {"model": model, "seq_len": 128}})
@@ -471,9 +477,7 @@ async fn three_replicas_partition_and_callbacks() {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cb_addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let cb_addr = receiver(app).await;
 
     let h = start(NodeConfig {
         replicas: Some(3),
@@ -793,9 +797,7 @@ async fn queued_generate_poll_and_validated_callback() {
             },
         ),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cb = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let cb = receiver(app).await;
 
     let h = start(NodeConfig {
         replicas: Some(2),
@@ -1766,9 +1768,7 @@ async fn callbacks_are_retried_until_accepted() {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cb = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let cb = receiver(app).await;
     let h = start(NodeConfig {
         deployed_model: Some(QWEN.into()),
         ..cfg()
