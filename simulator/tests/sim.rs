@@ -146,7 +146,9 @@ impl C {
 
 /// Serve a callback receiver on 127.0.0.1:0 for the test's lifetime.
 async fn receiver(app: axum::Router) -> std::net::SocketAddr {
-    let addr = receiver(app).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
     addr
 }
 
