@@ -111,8 +111,7 @@ async fn add_fault(
     State(sim): State<Arc<Sim>>,
     Json(f): Json<TransportFault>,
 ) -> Result<axum::Json<Vec<TransportFault>>, ApiError> {
-    f.check()
-        .map_err(|e| ApiError::value_error(&["body"], e, Value::Null))?;
+    // Already checked: `TransportFault` deserializes through `TryFrom<RawFault>`.
     sim.transport.add(f);
     Ok(axum::Json(sim.transport.list()))
 }

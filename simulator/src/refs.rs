@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use mlnode_protocol::vectors::VectorKey;
 use mlnode_protocol::{Reference, Vector};
 
 type RoundKey = (String, u32, u32, String, String);
@@ -71,24 +70,8 @@ impl RefStore {
         store
     }
 
-    /// The reference vector for this key, if a reference covers it. `poc_stronger_rng`
-    /// changes the inputs, so a reference never covers it.
-    pub fn get(&self, key: &VectorKey<'_>) -> Option<&Vector> {
-        if key.stronger_rng {
-            return None;
-        }
-        self.rounds
-            .get(&(
-                key.model.to_owned(),
-                key.seq_len,
-                key.k_dim,
-                key.block_hash.to_owned(),
-                key.public_key.to_owned(),
-            ))
-            .and_then(|r| r.get(&key.nonce))
-    }
-
-    /// The vectors of one round, looked up once per request.
+    /// The vectors of one round, looked up once per request. `poc_stronger_rng` changes
+    /// the inputs, so callers skip the lookup for it (a reference never covers it).
     pub fn round(
         &self,
         model: &str,

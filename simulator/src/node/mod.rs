@@ -32,7 +32,7 @@ use mlnode_protocol::partition::NonceGroup;
 use mlnode_protocol::vectors;
 use mlnode_protocol::verdict::{self, VerdictError};
 use mlnode_protocol::wire::*;
-use mlnode_protocol::{StatTest, Vector, SERVER_DEFAULTS};
+use mlnode_protocol::{Vector, SERVER_DEFAULTS};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -571,9 +571,4 @@ fn job_callback(url: &str, id: &str, req: &GenerateRequest, result: &JobResult) 
             .unwrap_or(Value::Null),
         },
     }
-}
-
-/// Convenience for tests and embedding: the default stat test the node applies.
-pub fn server_stat_test() -> StatTest {
-    SERVER_DEFAULTS
 }

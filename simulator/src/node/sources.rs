@@ -40,21 +40,6 @@ impl Node {
         }
     }
 
-    /// This node's vector for a nonce: the reference's (if one covers the round) or the
-    /// generator's, then moved by the first mismatch rule that fires.
-    pub fn node_vector(
-        &self,
-        params: &PoCParams,
-        block_hash: &str,
-        public_key: &str,
-        nonce: i64,
-        stronger_rng: bool,
-        pos: BatchPosition,
-    ) -> Vector {
-        self.source(params, block_hash, public_key, stronger_rng, pos.batch_size)
-            .vector(pos.index, nonce)
-    }
-
     /// Artifacts or a verdict for an explicit-nonce request.
     pub(super) fn compute(&self, req: &GenerateRequest) -> Result<JobResult, ApiError> {
         let src = self.source(
