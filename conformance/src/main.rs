@@ -7,6 +7,7 @@ use clap::Parser;
 use mlnode_conformance::{checks, outcome, Target};
 use mlnode_sim::SimClock;
 use mlnode_validator::client::Client;
+use mlnode_validator::embedded::{self, Deploy, Endpoint};
 
 /// Check that an MLNode honours the PoC v2 contract — including that it catches fraud.
 #[derive(Debug, Parser)]
@@ -50,36 +51,21 @@ async fn run(cli: Cli) -> i32 {
         .artifacts_dir
         .clone()
         .unwrap_or_else(mlnode_sim::fixtures::default_artifacts_dir);
-    let mut _sim = None;
-    let (url, scale) = match cli.mlnode_url.strip_prefix("sim:") {
-        Some(name) => {
-            let scale = cli.time_scale.unwrap_or(1000.0);
-            let started = async {
-                let mut s = mlnode_sim::fixtures::load_scenario(name)?;
-                s.node.time_scale = scale;
-                let model = cli
-                    .model
-                    .clone()
-                    .or(s.expect.as_ref().map(|e| e.model.clone()));
-                s.node.deployed_model = s.node.deployed_model.or(model);
-                let refs = artifacts_dir.is_dir().then_some(artifacts_dir.as_path());
-                let node = mlnode_sim::build_node(s.node, refs)?;
-                anyhow::Ok(mlnode_sim::spawn(node).await?)
-            }
-            .await;
-            match started {
-                Ok(h) => {
-                    let u = h.url();
-                    _sim = Some(h);
-                    (u, scale)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 2;
-                }
-            }
+    let deploy = cli
+        .model
+        .as_deref()
+        .map_or(Deploy::ExpectedModel, Deploy::Model);
+    // `_sim` keeps an embedded node alive for the run.
+    let Endpoint {
+        url,
+        scale,
+        sim: _sim,
+    } = match embedded::connect(&cli.mlnode_url, cli.time_scale, &artifacts_dir, deploy).await {
+        Ok(ep) => ep,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
         }
-        None => (cli.mlnode_url.clone(), cli.time_scale.unwrap_or(1.0)),
     };
     let client = Client::new(&url, SimClock::new(scale));
     let target = match Target::resolve(

@@ -11,18 +11,58 @@ pub fn scenario_of(url: &str) -> Option<&str> {
     url.strip_prefix("sim:")
 }
 
-/// Start the scenario's node with the given time scale; references come from
-/// `artifacts_dir` so the node serves the same golden vectors the validator checks.
-pub async fn start(
-    scenario: &str,
-    time_scale: f64,
+/// What the embedded node has deployed at start, beyond what its scenario says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deploy<'a> {
+    /// Exactly the scenario (the validator's download and deploy phases do the work).
+    Scenario,
+    /// This model, unless the scenario deploys one itself.
+    Model(&'a str),
+    /// The model the scenario's expectation names, unless it deploys one itself.
+    ExpectedModel,
+}
+
+/// Where requests go: the URL as given, or an embedded node (kept alive by `sim`).
+pub struct Endpoint {
+    pub url: String,
+    /// Simulated seconds per wall second for the client's clock.
+    pub scale: f64,
+    pub sim: Option<SimHandle>,
+}
+
+/// `url` as given (time scale `time_scale`, default 1), or for `sim:<scenario>` that
+/// scenario's node started in-process (default 1000×); references come from
+/// `artifacts_dir` so the node serves the same golden vectors the tools check.
+pub async fn connect(
+    url: &str,
+    time_scale: Option<f64>,
     artifacts_dir: &std::path::Path,
-) -> Result<SimHandle, EmbeddedError> {
+    deploy: Deploy<'_>,
+) -> Result<Endpoint, EmbeddedError> {
+    let Some(scenario) = scenario_of(url) else {
+        return Ok(Endpoint {
+            url: url.trim_end_matches('/').to_owned(),
+            scale: time_scale.unwrap_or(1.0),
+            sim: None,
+        });
+    };
+    let scale = time_scale.unwrap_or(EMBEDDED_TIME_SCALE);
     let mut s = fixtures::load_scenario(scenario)?;
-    s.node.time_scale = time_scale;
+    s.node.time_scale = scale;
+    let model = match deploy {
+        Deploy::Scenario => None,
+        Deploy::Model(m) => Some(m.to_owned()),
+        Deploy::ExpectedModel => s.expect.as_ref().map(|e| e.model.clone()),
+    };
+    s.node.deployed_model = s.node.deployed_model.or(model);
     let refs = artifacts_dir.is_dir().then_some(artifacts_dir);
     let node = mlnode_sim::build_node(s.node, refs)?;
-    Ok(mlnode_sim::spawn(node).await?)
+    let h = mlnode_sim::spawn(node).await?;
+    Ok(Endpoint {
+        url: h.url(),
+        scale,
+        sim: Some(h),
+    })
 }
 
 /// Why the embedded node did not start.

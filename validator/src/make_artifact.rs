@@ -95,19 +95,15 @@ pub async fn run(
             serde_json::from_str(s).map_err(|e| MakeArtifactError::AdditionalArgs(e.to_string()))?
         }
     };
-    let mut sim = None;
-    let (url, scale) = match embedded::scenario_of(&args.mlnode_url) {
-        Some(s) => {
-            let scale = args.time_scale.unwrap_or(embedded::EMBEDDED_TIME_SCALE);
-            let h =
-                embedded::start(s, scale, &mlnode_sim::fixtures::default_artifacts_dir()).await?;
-            let u = h.url();
-            sim = Some(h);
-            (u, scale)
-        }
-        None => (args.mlnode_url.clone(), args.time_scale.unwrap_or(1.0)),
-    };
-    let c = Client::new(&url, SimClock::new(scale));
+    let ep = embedded::connect(
+        &args.mlnode_url,
+        args.time_scale,
+        &mlnode_sim::fixtures::default_artifacts_dir(),
+        embedded::Deploy::Scenario,
+    )
+    .await?;
+    let mut sim = ep.sim;
+    let c = Client::new(&ep.url, SimClock::new(ep.scale));
     let st: StartupStatus = c.get("/api/v1/inference/up/status", 10.0).await?;
     if !st.is_running {
         return Err(MakeArtifactError::NotRunning {

@@ -133,16 +133,11 @@ pub async fn run(
             args.max_model_len,
             &args.extra_arg,
         );
-        let (url, scale) = match embedded::scenario_of(&args.mlnode_url) {
-            Some(scenario) => {
-                let scale = args.time_scale.unwrap_or(embedded::EMBEDDED_TIME_SCALE);
-                let h = embedded::start(scenario, scale, &artifacts_dir).await.map_err(|e| e.to_string())?;
-                let url = h.url();
-                sim = Some(h);
-                (url, scale)
-            }
-            None => (args.mlnode_url.trim_end_matches('/').to_owned(), args.time_scale.unwrap_or(1.0)),
-        };
+        let ep = embedded::connect(&args.mlnode_url, args.time_scale, &artifacts_dir, embedded::Deploy::Scenario)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (url, scale) = (ep.url, ep.scale);
+        sim = ep.sim;
         client = Some(Client::new(&url, SimClock::new(scale)));
         console.line(format!("mlnode:        {}{}", args.mlnode_url, if sim.is_some() { format!(" (embedded simulator at {url}, time scale {scale}x)") } else { String::new() }));
         console.line(format!("model:         {}", args.model));
