@@ -106,8 +106,9 @@ pub async fn run_all(t: &Target) -> Vec<CheckResult> {
         return out;
     };
     out.extend(contract::errors(t, &model).await);
-    out.extend(vectors::run(t, &model).await);
-    out.extend(honesty::run(t, &model).await);
+    let (checks, own) = vectors::run(t, &model).await;
+    out.extend(checks);
+    out.extend(honesty::run(t, &model, own).await);
     out.push(partition::run(t, &model).await);
     out
 }

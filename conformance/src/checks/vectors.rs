@@ -8,7 +8,9 @@ use super::{artifacts, request, validate};
 use crate::outcome::CheckResult;
 use crate::target::Target;
 
-pub async fn run(t: &Target, model: &str) -> Vec<CheckResult> {
+/// The vector checks, and the node's own vectors for the check round (fetched once here,
+/// reused by the honesty checks), or why they could not be fetched.
+pub async fn run(t: &Target, model: &str) -> (Vec<CheckResult>, Result<Vec<Artifact>, String>) {
     let mut out = Vec::new();
     let req = request(t, model);
     let first = match artifacts(t, &req).await {
@@ -18,7 +20,7 @@ pub async fn run(t: &Target, model: &str) -> Vec<CheckResult> {
                 out.push(CheckResult::fail(n, format!("cannot fetch vectors: {e}")));
             }
             out.push(reference(t, model).await);
-            return out;
+            return (out, Err(e));
         }
     };
     let complete = first.len() == req.nonces.len();
@@ -75,7 +77,7 @@ pub async fn run(t: &Target, model: &str) -> Vec<CheckResult> {
         },
     );
     out.push(reference(t, model).await);
-    out
+    (out, Ok(first))
 }
 
 fn diff(a: &[Artifact], b: &[Artifact]) -> usize {
