@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use mlnode_conformance::{checks, outcome, Target};
-use mlnode_sim::SimClock;
-use mlnode_validator::client::Client;
-use mlnode_validator::embedded::{self, Deploy, Endpoint};
+use mlnode_validator::endpoint::{self, Deploy};
 
 /// Check that an MLNode honours the PoC v2 contract — including that it catches fraud.
 #[derive(Debug, Parser)]
@@ -34,15 +32,19 @@ struct Cli {
     /// Write a JUnit XML file with one test case per check.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Simulated seconds per wall second for timeouts (default 1; 1000 for `sim:`).
+    /// Simulated seconds per wall second for timeouts (default 1; 1000 for `sim:`;
+    /// learnt from an mlnode-sim node).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Skipped checks fail the run (exit 1): a CI gate that wants every check to run.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[tokio::main]
 async fn main() {
-    mlnode_sim::init_logging("warn");
     let cli = Cli::parse();
+    mlnode_support::init_logging("warn", mlnode_support::ColorChoice::Auto);
     std::process::exit(run(cli).await);
 }
 
@@ -50,24 +52,20 @@ async fn run(cli: Cli) -> i32 {
     let artifacts_dir = cli
         .artifacts_dir
         .clone()
-        .unwrap_or_else(mlnode_sim::fixtures::default_artifacts_dir);
+        .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
     let deploy = cli
         .model
         .as_deref()
         .map_or(Deploy::ExpectedModel, Deploy::Model);
-    // `_sim` keeps an embedded node alive for the run.
-    let Endpoint {
-        url,
-        scale,
-        sim: _sim,
-    } = match embedded::connect(&cli.mlnode_url, cli.time_scale, &artifacts_dir, deploy).await {
-        Ok(ep) => ep,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let client = Client::new(&url, SimClock::new(scale));
+    // The client keeps an embedded node alive for the run.
+    let client =
+        match endpoint::connect(&cli.mlnode_url, cli.time_scale, &artifacts_dir, deploy).await {
+            Ok(c) => c.client,
+            Err(e) => {
+                eprintln!("ERROR: {e}");
+                return 2;
+            }
+        };
     let target = match Target::resolve(
         client,
         cli.model.clone(),
@@ -79,7 +77,7 @@ async fn run(cli: Cli) -> i32 {
     {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("ERROR: {e}");
             return 2;
         }
     };
@@ -100,9 +98,18 @@ async fn run(cli: Cli) -> i32 {
     }
     if let Some(path) = &cli.junit {
         if let Err(e) = outcome::write_junit(path, &results) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            eprintln!("ERROR: cannot write {}: {e}", path.display());
             return 2;
         }
     }
-    outcome::exit_code(&results)
+    let code = outcome::exit_code(&results);
+    let skipped = results
+        .iter()
+        .filter(|r| r.status == outcome::Status::Skip)
+        .count();
+    if cli.strict && code == 0 && skipped > 0 {
+        eprintln!("ERROR: --strict: {skipped} check(s) skipped");
+        return 1;
+    }
+    code
 }

@@ -1,5 +1,6 @@
 //! The node under test and the PoC round the checks use.
 
+use mlnode_protocol::paths;
 use std::path::Path;
 
 use mlnode_protocol::safe_id::reference_file_name;
@@ -34,7 +35,7 @@ impl Target {
         allow_disruptive: bool,
     ) -> Result<Self, String> {
         let state: StateResponse = client
-            .get("/api/v1/state", 30.0)
+            .get(paths::STATE, 30.0)
             .await
             .map_err(|e| format!("node unreachable or not an MLNode: {e}"))?;
         let model = model.or(state.loaded_model);

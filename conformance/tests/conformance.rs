@@ -60,6 +60,19 @@ fn settings(tmp: &Path) -> insta::Settings {
         ": [RATE] nonces/s  total_processed=[N]",
     );
     s.add_filter(r"(?m)^  \.\.\. .*\n", "");
+    // Progress lines: how many land in a window depends on scheduling.
+    s.add_filter(r"(?m)^  \[\s*\d+s\] .*\n", "");
+    s.add_filter(r"\(elapsed [0-9.]+s", "(elapsed [E]s");
+    s.add_filter(r#"\\?"start_time\\?":[0-9.]+"#, "\"start_time\":[T]");
+    s.add_filter(r"-> (downloaded|deployed) in [0-9.]+s", "-> $1 in [E]s");
+    s.add_filter(
+        r"per-backend nonces/s \(last sample\): \[[0-9., ]+\]",
+        "per-backend nonces/s (last sample): [RATES]",
+    );
+    s.add_filter(
+        r"mines [0-9.]+ nonces/s, below 50% of the median [0-9.]+",
+        "mines [RATE] nonces/s, below 50% of the median [RATE]",
+    );
     for sel in [
         ".timestamp",
         ".experiment_dir",
@@ -76,14 +89,24 @@ fn settings(tmp: &Path) -> insta::Settings {
         ".throughput.summary.max_sum_nonces_per_second",
         ".throughput.summary.final_per_backend_total_processed.*",
         ".validation.response.request_id",
+        ".finished_at",
+        ".phases[].duration_s",
+        ".phases[].wall_s",
+        ".partial.*.elapsed_s",
+        ".partial.deploy.last_status.elapsed_seconds",
+        ".partial.download.last_status.progress",
+        ".partial.throughput.samples",
+        ".tool.version",
     ] {
         s.add_redaction(sel, "[redacted]");
     }
     s
 }
 
-/// The matrix: every scenario through the validator library. Pass, PASS-with-mismatches,
-/// fraud and every hard failure each appear.
+/// The matrix — the one place every shipped scenario runs through the validator: the exit
+/// code, verdict and error the scenario declares, reports on every path, replica flags,
+/// and a snapshot of the text and JSON reports. Pass, PASS-with-mismatches, fraud and
+/// every hard failure each appear.
 #[tokio::test]
 async fn verdict_matrix() {
     let t0 = Instant::now();
@@ -92,10 +115,12 @@ async fn verdict_matrix() {
         let e = scenario.expect.clone().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let exp = tmp.path().join("exp");
-        let args = ValidateArgs::try_parse_from([
+        let url = format!("sim:{}", scenario.name);
+        let art = artifacts();
+        let mut argv: Vec<&str> = vec![
             "mlnode-validate",
             "--mlnode-url",
-            &format!("sim:{}", scenario.name),
+            &url,
             "--model",
             &e.model,
             "--time-scale",
@@ -105,30 +130,70 @@ async fn verdict_matrix() {
             "--deploy-timeout",
             "600",
             "--artifacts-dir",
-            artifacts().to_str().unwrap(),
+            art.to_str().unwrap(),
             "--exp-dir",
             exp.to_str().unwrap(),
-        ])
-        .unwrap();
-        let (console, _) = Console::buffer();
+        ];
+        argv.extend(e.args.iter().map(String::as_str));
+        let args = ValidateArgs::try_parse_from(argv).unwrap();
+        let (console, buf) = Console::buffer();
         let out = mlnode_validator::run(args, console, std::future::pending()).await;
+        let text = buf.lock().unwrap().clone();
+        let name = &scenario.name;
         assert_eq!(
             out.exit_code, e.exit_code,
-            "{}: {:?}",
-            scenario.name, out.error
+            "{name}: {:?}\n{text}",
+            out.error
         );
-        verdicts.insert(out.verdict.clone());
+        assert_eq!(out.verdict.headline(), e.verdict, "{name}");
+        verdicts.insert(out.verdict.headline().to_string());
+        if let Some(want) = &e.error_contains {
+            let err = out.error.clone().unwrap_or_default();
+            assert!(
+                err.contains(want.as_str()),
+                "{name}: error {err:?} lacks {want:?}"
+            );
+        }
+        assert!(
+            out.reports.is_some(),
+            "{name}: reports written on every path"
+        );
+        assert!(
+            text.ends_with(&format!("verdict: {}\n", e.verdict)),
+            "{name}: {text}"
+        );
+        if e.exit_code == 1 {
+            assert!(text.contains("ERROR: "), "{name}");
+        }
         let txt = std::fs::read_to_string(exp.join("validate_report.txt")).unwrap();
         let report: Value = serde_json::from_str(
             &std::fs::read_to_string(exp.join("validate_report.json")).unwrap(),
         )
         .unwrap();
+        // Replica findings land in the report.
+        let flags = &report["throughput"]["flags"];
+        match name.as_str() {
+            "slow-replica" => assert_eq!(flags["slow"], json!([5003]), "{text}"),
+            "stalled-replica" => assert_eq!(flags["stalled"], json!([5002]), "{text}"),
+            "partial-init" => assert_eq!(flags["init_failed"], json!([5002]), "{text}"),
+            "honest-4-replicas" => {
+                assert_eq!(report["throughput"]["summary"]["n_backends"], 4);
+                let rate = report["throughput"]["summary"]["avg_sum_nonces_per_min"]
+                    .as_f64()
+                    .unwrap();
+                assert!(
+                    (4992.0 * 0.98..=4992.0 * 1.02).contains(&rate),
+                    "4 × 1248/min: {rate}"
+                );
+            }
+            _ => {}
+        }
         settings(tmp.path()).bind(|| {
             insta::assert_snapshot!(
-                format!("{}__txt", scenario.name),
+                format!("{name}__txt"),
                 format!("exit_code: {}\n{txt}", out.exit_code)
             );
-            insta::assert_json_snapshot!(format!("{}__report", scenario.name), report);
+            insta::assert_json_snapshot!(format!("{name}__report"), report);
         });
     }
     for v in [

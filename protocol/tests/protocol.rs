@@ -77,15 +77,24 @@ fn pow_bodies() {
     let init = json!({"block_hash":"h","block_height":100,"public_key":"pk","node_id":0,"node_count":1,
         "batch_size":32,"params":{"model":"m","seq_len":1024,"k_dim":12},"url":null,"poc_stronger_rng":false});
     round_trip::<InitGenerateRequest>(init);
-    // Defaults: batch_size 32, k_dim 12.
+    // Defaults: batch_size absent (the node applies 32), k_dim 12; an absent batch size
+    // stays absent when the request is sent on.
     let r: InitGenerateRequest =
         serde_json::from_value(json!({"block_hash":"h","block_height":1,"public_key":"p",
         "node_id":0,"node_count":1,"params":{"model":"m","seq_len":8}}))
         .unwrap();
     assert_eq!(
-        (r.batch_size, r.params.k_dim, r.poc_stronger_rng),
+        (
+            r.batch_size_or(DEFAULT_BATCH_SIZE),
+            r.params.k_dim,
+            r.poc_stronger_rng
+        ),
         (32, 12, false)
     );
+    assert!(serde_json::to_value(&r)
+        .unwrap()
+        .get("batch_size")
+        .is_none());
     // Unknown key in params is rejected.
     let bad = serde_json::from_value::<InitGenerateRequest>(
         json!({"block_hash":"h","block_height":1,"public_key":"p",

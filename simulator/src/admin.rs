@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -23,7 +23,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::extract::Json;
+use crate::api::extract::{Json, PathParam, QueryParam};
 use crate::error::ApiError;
 use crate::fixtures;
 use crate::sim::Sim;
@@ -89,7 +89,8 @@ async fn load(
     State(sim): State<Arc<Sim>>,
     Json(b): Json<LoadBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let mut s = fixtures::load_scenario(&b.name)
+    // Shipped names only: the admin API never opens a file a caller names.
+    let mut s = fixtures::shipped_scenario(&b.name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     s.node.time_scale = b.time_scale.unwrap_or(sim.node().clock.scale());
     sim.load(s.node)
@@ -129,7 +130,7 @@ struct HealthBody {
 
 async fn replica_health(
     State(sim): State<Arc<Sim>>,
-    Path(index): Path<u32>,
+    PathParam(index): PathParam<u32>,
     Json(b): Json<HealthBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
     sim.node().set_replica_health(index, b.healthy)?;
@@ -151,14 +152,14 @@ struct ReplicaFaultBody {
 
 async fn replica_fault(
     State(sim): State<Arc<Sim>>,
-    Path(index): Path<u32>,
+    PathParam(index): PathParam<u32>,
     Json(b): Json<ReplicaFaultBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
     if let Some(r) = b.rate {
-        if !(r.is_finite() && r >= 0.0) {
+        if !(r.is_finite() && (0.0..=crate::config::MAX_RATE_FACTOR).contains(&r)) {
             return Err(ApiError::value_error(
                 &["body", "rate"],
-                "rate must be >= 0",
+                format!("rate must be in [0, {}]", crate::config::MAX_RATE_FACTOR),
                 json!(r),
             ));
         }
@@ -173,7 +174,10 @@ struct JournalQuery {
     limit: Option<usize>,
 }
 
-async fn journal(State(sim): State<Arc<Sim>>, Query(q): Query<JournalQuery>) -> axum::Json<Value> {
+async fn journal(
+    State(sim): State<Arc<Sim>>,
+    QueryParam(q): QueryParam<JournalQuery>,
+) -> axum::Json<Value> {
     let entries = sim.journal.tail(q.limit.unwrap_or(100));
     axum::Json(
         json!({"capacity": sim.journal.capacity(), "total": sim.journal.total(), "entries": entries}),

@@ -173,6 +173,12 @@ fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The fastest a simulated clock may run: beyond it, simulated seconds per request
+/// overflow the counters a node reports.
+pub const MAX_TIME_SCALE: f64 = 1e6;
+/// The largest per-replica speed factor (× the profile's rate).
+pub const MAX_RATE_FACTOR: f64 = 1000.0;
+
 impl NodeConfig {
     /// Reject values no node could have.
     pub fn check(&self) -> Result<(), ConfigError> {
@@ -204,12 +210,24 @@ impl NodeConfig {
                 return Err(bad(key, "must be a finite number >= 0"));
             }
         }
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err(bad("time_scale", "must be a positive number"));
+        if !(self.time_scale.is_finite()
+            && self.time_scale > 0.0
+            && self.time_scale <= MAX_TIME_SCALE)
+        {
+            return Err(bad(
+                "time_scale",
+                format!("must be in (0, {MAX_TIME_SCALE}]"),
+            ));
+        }
+        if self.download_gb_per_s > 1e6 {
+            return Err(bad("download_gb_per_s", "at most 1e6"));
         }
         for (i, r) in self.faults.replicas.iter().enumerate() {
-            if !(r.rate.is_finite() && r.rate >= 0.0) {
-                return Err(bad(&format!("faults.replicas[{i}].rate"), "must be >= 0"));
+            if !(r.rate.is_finite() && (0.0..=MAX_RATE_FACTOR).contains(&r.rate)) {
+                return Err(bad(
+                    &format!("faults.replicas[{i}].rate"),
+                    format!("must be in [0, {MAX_RATE_FACTOR}]"),
+                ));
             }
         }
         for (i, t) in self.faults.transport.iter().enumerate() {

@@ -3,7 +3,6 @@
 //! directory) and can be replaced by files on disk.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -68,6 +67,9 @@ pub struct Expectation {
     /// Text the validator's error must contain (hard failures).
     #[serde(default)]
     pub error_contains: Option<String>,
+    /// Extra validator flags the expectation holds for (e.g. an explicit batch size).
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// A scenario: a node and its faults.
@@ -146,18 +148,7 @@ pub const REFERENCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The repository's `artifacts/` directory as seen at build time.
-pub fn default_artifacts_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("MLNODE_ARTIFACTS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let local = PathBuf::from("artifacts");
-    if local.is_dir() {
-        return local;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
-    repo.canonicalize().unwrap_or(repo)
-}
+pub use mlnode_support::paths::default_artifacts_dir;
 
 fn invalid(file: &str, reason: impl std::fmt::Display) -> FixtureError {
     FixtureError::Invalid {
@@ -233,6 +224,11 @@ pub fn load_scenario(name_or_path: &str) -> Result<Scenario, FixtureError> {
             .map_err(|e| invalid(name_or_path, format!("cannot read: {e}")))?;
         return parse_scenario(name_or_path, &text);
     }
+    shipped_scenario(name_or_path)
+}
+
+/// A shipped scenario by name (never a file).
+pub fn shipped_scenario(name_or_path: &str) -> Result<Scenario, FixtureError> {
     let (_, text) = SCENARIOS
         .iter()
         .find(|(n, _)| *n == name_or_path)
@@ -245,6 +241,11 @@ pub fn load_scenario(name_or_path: &str) -> Result<Scenario, FixtureError> {
                 .join(", "),
         })?;
     parse_scenario(&format!("fixtures/scenarios/{name_or_path}.toml"), text)
+}
+
+/// The names of the shipped scenarios, in file order.
+pub fn scenario_names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|(n, _)| *n).collect()
 }
 
 /// Every shipped scenario, parsed.
@@ -269,7 +270,7 @@ mod tests {
             assert!(!s.description.is_empty(), "{n}: needs a description");
         }
         // Every file on disk is compiled in.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/scenarios");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/scenarios");
         for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             let stem = name.trim_end_matches(".toml");

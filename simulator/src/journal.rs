@@ -140,7 +140,7 @@ mod tests {
             let path = if i % 7 == 0 {
                 long.as_str()
             } else {
-                "/api/v1/inference/pow/status"
+                mlnode_protocol::paths::POW_STATUS
             };
             j.record("GET", path, 200, 0.1, i);
         }

@@ -67,6 +67,19 @@ struct Cli {
     /// Token required on every admin call (Authorization: Bearer <token> or X-Admin-Token).
     #[arg(long, requires = "admin")]
     admin_token: Option<String>,
+    /// Allow the admin API without --admin-token on an address other than loopback
+    /// (anyone who can reach the port can then load scenarios and inject faults).
+    #[arg(long, requires = "admin")]
+    admin_insecure: bool,
+    /// Connections served at once (default: sized from the open-file limit).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Seconds a client has to send a complete request head.
+    #[arg(long, default_value_t = 10.0)]
+    header_read_timeout: f64,
+    /// Colour in logs: auto (terminal and no NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
     /// Request journal capacity (0 = off).
     #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
     journal_size: usize,
@@ -78,10 +91,51 @@ struct Cli {
     list_profiles: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<Color> for mlnode_sim::ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Auto => mlnode_sim::ColorChoice::Auto,
+            Color::Always => mlnode_sim::ColorChoice::Always,
+            Color::Never => mlnode_sim::ColorChoice::Never,
+        }
+    }
+}
+
+/// Whether `host` only accepts connections from this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mlnode_sim::init_logging("info");
     let cli = Cli::parse();
+    mlnode_sim::init_logging("info", cli.color.into());
+    if cli.admin && cli.admin_token.is_none() && !is_loopback(&cli.host) && !cli.admin_insecure {
+        anyhow::bail!(
+            "--admin on {} without --admin-token: anyone who reaches the port could load scenarios \
+             and inject faults. Give --admin-token TOKEN, bind 127.0.0.1, or pass --admin-insecure",
+            cli.host
+        );
+    }
+    if !(cli.header_read_timeout.is_finite()
+        && cli.header_read_timeout > 0.0
+        && cli.header_read_timeout <= 3600.0)
+    {
+        anyhow::bail!(
+            "--header-read-timeout must be in (0, 3600] seconds, got {}",
+            cli.header_read_timeout
+        );
+    }
     if cli.list_scenarios {
         for s in fixtures::all_scenarios()? {
             println!("{:<28} {}", s.name, s.description);
@@ -138,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let refs_dir = cli
         .references
-        .unwrap_or_else(fixtures::default_artifacts_dir);
+        .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
     let refs = refs_dir.is_dir().then_some(refs_dir.as_path());
     let node = mlnode_sim::build_node(cfg, refs)?;
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
@@ -154,6 +208,14 @@ async fn main() -> anyhow::Result<()> {
             admin: cli.admin,
             admin_token: cli.admin_token,
             journal_size: Some(cli.journal_size),
+            limits: Some(mlnode_sim::ServeLimits {
+                max_connections: cli.max_connections.map_or_else(
+                    || mlnode_sim::ServeLimits::default().max_connections,
+                    |n| n as usize,
+                ),
+                header_read_timeout: std::time::Duration::from_secs_f64(cli.header_read_timeout),
+                ..mlnode_sim::ServeLimits::default()
+            }),
         },
     );
     mlnode_sim::serve_sim(listener, sim, shutdown_signal()).await?;

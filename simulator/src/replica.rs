@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use mlnode_protocol::partition::NonceGroup;
 use mlnode_protocol::wire::{
     GenerateRequest, InitGenerateRequest, JobResult, JobStatus, MiningConfig, MiningStats,
+    DEFAULT_BATCH_SIZE,
 };
 
 /// Seconds of failed probes before the proxy drops a replica (3 strikes × 2 s).
@@ -69,7 +70,7 @@ impl Mining {
     pub fn processed(&self, now: f64) -> u64 {
         let until = self.stall_at.map_or(now, |s| now.min(s));
         let elapsed = (until - self.started).max(0.0);
-        let batch = u64::from(self.request.batch_size.max(1));
+        let batch = u64::from(self.request.batch_size_or(DEFAULT_BATCH_SIZE).max(1));
         let batches = (elapsed * self.rate / batch as f64).floor() as u64;
         batches * batch
     }

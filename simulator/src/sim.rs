@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use crate::config::NodeConfig;
 use crate::journal::Journal;
 use crate::node::Node;
+use crate::serve::ServeLimits;
 use crate::transport;
 use crate::BuildError;
 
@@ -21,6 +22,8 @@ pub struct SimOptions {
     pub admin_token: Option<String>,
     /// Journal capacity (0 = off); `None` = the default 1,000.
     pub journal_size: Option<usize>,
+    /// Serving limits; `None` = [`ServeLimits::default`] (sized from the fd limit).
+    pub limits: Option<ServeLimits>,
 }
 
 /// The served state.
@@ -76,13 +79,23 @@ impl Sim {
         self.down_tx.subscribe()
     }
 
-    /// Advance the current node, deliver callbacks, publish up/down — forever.
+    /// Advance the current node, deliver callbacks, publish up/down — forever. The
+    /// period is read from the node served *now* at every tick, so an admin `load` with
+    /// another time scale ticks at the new rate.
     pub async fn run_ticker(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(self.node().clock.tick());
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            interval.tick().await;
-            let down = self.node().tick();
+            let node = self.node();
+            tokio::time::sleep(node.clock.tick()).await;
+            // A panic here must not end the ticker (and with it every callback): catch
+            // it, mark the node unhealthy, keep ticking.
+            let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.tick()));
+            let down = match tick {
+                Ok(down) => down,
+                Err(p) => {
+                    node.record_internal_error("background tick", &panic_message(&*p));
+                    continue;
+                }
+            };
             self.down_tx.send_if_modified(|d| {
                 let changed = *d != down;
                 *d = down;
@@ -101,4 +114,12 @@ impl FromRequestParts<Arc<Sim>> for Current {
     async fn from_request_parts(_: &mut Parts, sim: &Arc<Sim>) -> Result<Self, Self::Rejection> {
         Ok(Current(sim.node()))
     }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }

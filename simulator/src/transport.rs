@@ -368,8 +368,8 @@ mod tests {
             probability: p,
             kind: FaultKind::Reset,
         };
-        assert!(f("/api/v1/*", 1.0).matches("/api/v1/state"));
-        assert!(!f("/api/v1/state", 1.0).matches("/api/v1/stateX"));
+        assert!(f("/api/v1/*", 1.0).matches(mlnode_protocol::paths::STATE));
+        assert!(!f(mlnode_protocol::paths::STATE, 1.0).matches("/api/v1/stateX"));
         assert!(f("*", 1.0).matches("/health"));
         let faults = Faults::new(vec![f("/a", 0.25)], 1);
         let hits = (0..4000).filter(|_| faults.decide("/a").is_some()).count();

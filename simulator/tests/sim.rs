@@ -1406,6 +1406,7 @@ mod admin {
                 admin: true,
                 admin_token: token.map(str::to_owned),
                 journal_size: journal,
+                limits: None,
             },
         ))
         .await

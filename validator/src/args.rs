@@ -8,84 +8,181 @@ use clap::Parser;
 use serde::Serialize;
 
 /// Validate an MLNode end to end: download → deploy → throughput → validate.
+///
+/// A drop-in replacement for the Gonka repository's validate.py: the same flags, phases,
+/// report files (validate_config.json, validate_report.json, validate_report.txt) and
+/// exit codes. All durations are in seconds (fractions allowed).
 #[derive(Debug, Clone, Parser, Serialize)]
-#[command(name = "mlnode-validate", version)]
+#[command(
+    name = "mlnode-validate",
+    version,
+    args_override_self = true,
+    after_long_help = AFTER_HELP,
+    after_help = "Exit codes: 0 pass / skipped, 2 fraud, 1 error, 130/143/129 signal. --help for examples."
+)]
 pub struct ValidateArgs {
-    /// MLNode base URL, or `sim:<scenario>` for an embedded simulated node.
-    #[arg(long)]
+    /// MLNode base URL (http://host:port), or `sim:<scenario>` for an embedded simulated
+    /// node (see --list-scenarios).
+    #[arg(long, help_heading = "Inputs", value_parser = crate::endpoint::parse_url_arg, required_unless_present = "list_scenarios", default_value = "")]
     pub mlnode_url: String,
-    /// Full HuggingFace model id, e.g. Qwen/Qwen3-32B-FP8.
-    #[arg(long)]
+    /// Full HuggingFace model id, e.g. Qwen/Qwen3-32B-FP8 (selects the reference).
+    #[arg(
+        long,
+        help_heading = "Inputs",
+        required_unless_present = "list_scenarios",
+        default_value = ""
+    )]
     pub model: String,
-    /// Golden reference file (default: <artifacts dir>/<safe id>.json).
-    #[arg(long, alias = "artifact")]
+    /// Golden reference file [default: <artifacts dir>/<safe id>.json]. Legacy alias: --artifact.
+    #[arg(long, alias = "artifact", help_heading = "Inputs")]
     pub reference: Option<PathBuf>,
-    /// Directory of golden references [env: MLNODE_ARTIFACTS_DIR; default: ./artifacts or the repo's].
-    #[arg(long)]
+    /// Directory of golden references [env: MLNODE_ARTIFACTS_DIR; default: ./artifacts, else the repository's].
+    #[arg(long, help_heading = "Inputs")]
     pub artifacts_dir: Option<PathBuf>,
-    /// Run directory for the three report files.
-    #[arg(long)]
-    pub exp_dir: Option<PathBuf>,
-    /// Experiment name (default mlnode_validate_<safe id>).
-    #[arg(long)]
-    pub exp_name: Option<String>,
-    #[arg(long)]
+    /// Print the embedded simulator's scenarios (for `--mlnode-url sim:<name>`) and exit.
+    #[arg(long, help_heading = "Inputs")]
+    pub list_scenarios: bool,
+
+    /// Skip phase 1 (model download/verify); use only when the model is cached.
+    #[arg(long, help_heading = "Phases")]
     pub skip_download: bool,
-    #[arg(long)]
+    /// Skip phase 2's deploy; vLLM must already be running (its status is still read).
+    #[arg(long, help_heading = "Phases")]
     pub skip_deploy: bool,
-    #[arg(long)]
+    /// Skip phase 3 (throughput measurement).
+    #[arg(long, help_heading = "Phases")]
     pub skip_throughput: bool,
-    #[arg(long)]
+    /// Skip phase 4 (validation): the verdict is "validation skipped", exit 0.
+    #[arg(long, help_heading = "Phases")]
     pub skip_validate: bool,
-    /// vLLM dtype for the deploy.
-    #[arg(long, default_value = "auto")]
+
+    /// vLLM --dtype for /inference/up/async.
+    #[arg(long, default_value = "auto", help_heading = "Deploy")]
     pub dtype: String,
     /// Add or update `--tensor-parallel-size N` in the deploy args.
-    #[arg(long)]
+    #[arg(long, help_heading = "Deploy")]
     pub tp_size: Option<u32>,
     /// Add or update `--max-model-len N` in the deploy args.
-    #[arg(long)]
+    #[arg(long, help_heading = "Deploy")]
     pub max_model_len: Option<u64>,
-    /// Append a raw vLLM token to the deploy args (repeatable).
-    #[arg(long = "extra-arg", allow_hyphen_values = true)]
+    /// Append one raw vLLM token to the deploy args (repeatable).
+    #[arg(long = "extra-arg", allow_hyphen_values = true, help_heading = "Deploy", action = clap::ArgAction::Append)]
     pub extra_arg: Vec<String>,
-    /// dist_threshold override.
-    #[arg(long)]
+
+    /// PoC batch size for the throughput phase [default: unset = the node's default].
+    /// A reference baked at one batch size shows a few % mismatches at another.
+    #[arg(long, help_heading = "PoC params")]
+    pub batch_size: Option<u32>,
+    /// PoC batch size for the validation request [default: unset = the node's default].
+    #[arg(long, help_heading = "PoC params")]
+    pub validation_batch_size: Option<u32>,
+
+    /// L2 distance gate per nonce (dist_threshold) [default: the reference's, else 0.02].
+    #[arg(long, help_heading = "Stat test")]
     pub threshold: Option<f64>,
-    #[arg(long)]
+    /// Per-nonce probability of a benign mismatch [default: reference stat_test, else 0.001].
+    #[arg(long, help_heading = "Stat test")]
     pub p_mismatch: Option<f64>,
-    #[arg(long)]
+    /// p-value below which fraud is detected [default: reference stat_test, else 0.01].
+    #[arg(long, help_heading = "Stat test")]
     pub fraud_threshold: Option<f64>,
-    #[arg(long, default_value_t = 7200.0)]
+
+    /// Seconds to wait for the model to be DOWNLOADED.
+    #[arg(long, default_value_t = 7200.0, help_heading = "Timing")]
     pub download_timeout: f64,
-    #[arg(long, default_value_t = 1800.0)]
+    /// Seconds to wait for vLLM to come up.
+    #[arg(long, default_value_t = 1800.0, help_heading = "Timing")]
     pub deploy_timeout: f64,
-    #[arg(long, default_value_t = 900.0)]
+    /// Seconds for the validation request.
+    #[arg(long, default_value_t = 900.0, help_heading = "Timing")]
     pub validation_timeout: f64,
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds of mining before the first throughput sample window.
+    #[arg(long, default_value_t = 30.0, help_heading = "Timing")]
     pub warmup_seconds: f64,
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds of throughput measurement.
+    #[arg(long, default_value_t = 60.0, help_heading = "Timing")]
     pub measure_seconds: f64,
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds between throughput samples (the first one is one interval in).
+    #[arg(long, default_value_t = 10.0, help_heading = "Timing")]
     pub sample_interval: f64,
-    /// PoC batch size for the throughput phase.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: u32,
-    #[arg(long, default_value_t = 64)]
-    pub validation_batch_size: u32,
-    /// Print one JSON summary on stdout (and nothing else there).
-    #[arg(long)]
-    pub json: bool,
-    /// Write a JUnit XML file with one test case per phase.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Also fetch the node's own vectors and recompute the verdict locally.
-    #[arg(long)]
-    pub cross_check: bool,
-    /// Simulated seconds per wall second for every wait (default: 1; 1000 for `sim:`).
-    #[arg(long)]
+    /// Simulated seconds per wall second for every wait [default: 1; 1000 for `sim:`;
+    /// learnt from an mlnode-sim node's x-sim-time-scale header].
+    #[arg(long, help_heading = "Timing")]
     pub time_scale: Option<f64>,
+
+    /// Run directory for the three report files [default: data/experiments/<exp-name>_<YYYY-MM-DD_HHMMSS>].
+    #[arg(long, help_heading = "Output")]
+    pub exp_dir: Option<PathBuf>,
+    /// Experiment name [default: mlnode_validate_<safe id>].
+    #[arg(long, help_heading = "Output")]
+    pub exp_name: Option<String>,
+    /// Print one JSON summary on stdout (the transcript goes to stderr).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Also write a JUnit XML file: one test case per phase, plus the verdict.
+    #[arg(long, help_heading = "Output")]
+    pub junit: Option<PathBuf>,
+    /// Also fetch the node's own vectors and recompute the verdict locally; a node whose
+    /// verdict disagrees exits 2.
+    #[arg(long, help_heading = "Output")]
+    pub cross_check: bool,
+    /// Warnings (slow/stalled/failed replica, deploy config not applied, explicit batch
+    /// size) fail the run with exit 1.
+    #[arg(long, help_heading = "Output")]
+    pub strict: bool,
+    /// Only the verdict, errors and report paths.
+    #[arg(short, long, help_heading = "Output")]
+    pub quiet: bool,
+    /// Colour: auto (a terminal and no NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = WhenArg::Auto, help_heading = "Output")]
+    pub color: WhenArg,
+    /// Live progress bars on stderr: auto (a terminal and CI unset), always, never.
+    #[arg(long, value_enum, default_value_t = WhenArg::Auto, help_heading = "Output")]
+    pub progress: WhenArg,
 }
+
+/// `auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<WhenArg> for mlnode_support::ColorChoice {
+    fn from(w: WhenArg) -> Self {
+        match w {
+            WhenArg::Auto => mlnode_support::ColorChoice::Auto,
+            WhenArg::Always => mlnode_support::ColorChoice::Always,
+            WhenArg::Never => mlnode_support::ColorChoice::Never,
+        }
+    }
+}
+
+impl From<WhenArg> for crate::console::ProgressMode {
+    fn from(w: WhenArg) -> Self {
+        match w {
+            WhenArg::Auto => crate::console::ProgressMode::Auto,
+            WhenArg::Always => crate::console::ProgressMode::Always,
+            WhenArg::Never => crate::console::ProgressMode::Never,
+        }
+    }
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    PASS, PASS (with mismatches within stat-test tolerance), or validation skipped
+  2    FAIL (fraud_detected), or --cross-check found the node's verdict wrong
+  1    any error before a verdict (the three reports are still written), or --strict warnings
+  130  SIGINT, 143 SIGTERM, 129 SIGHUP: generation stopped, partial report written
+
+Examples:
+  # an embedded simulated node (no GPU):
+  mlnode-validate --mlnode-url sim:honest --model Qwen/Qwen3-32B-FP8
+  # a real node, reports into a chosen folder:
+  mlnode-validate --mlnode-url http://10.0.0.5:8080 --model MiniMaxAI/MiniMax-M2.7 --exp-dir runs/minimax
+";
 
 impl ValidateArgs {
     /// Reject flag values that cannot work, naming the flag.
@@ -107,7 +204,7 @@ impl ValidateArgs {
                 self.sample_interval
             ));
         }
-        if self.batch_size == 0 || self.validation_batch_size == 0 {
+        if self.batch_size == Some(0) || self.validation_batch_size == Some(0) {
             return Err("--batch-size and --validation-batch-size must be >= 1".into());
         }
         if let Some(s) = self.time_scale {
@@ -206,12 +303,26 @@ mod tests {
         );
         assert_eq!(
             (a.batch_size, a.validation_batch_size, a.dtype.as_str()),
-            (32, 64, "auto")
+            (None, None, "auto")
         );
+        // A repeated flag takes its last value, as argparse does.
         let a = ValidateArgs::try_parse_from([
             "x",
             "--mlnode-url",
-            "u",
+            "http://h:1",
+            "--model",
+            "m",
+            "--measure-seconds",
+            "2",
+            "--measure-seconds",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.measure_seconds, 3.0);
+        let a = ValidateArgs::try_parse_from([
+            "x",
+            "--mlnode-url",
+            "http://u:1",
             "--model",
             "m",
             "--artifact",
@@ -230,7 +341,7 @@ mod tests {
         let a = ValidateArgs::try_parse_from([
             "x",
             "--mlnode-url",
-            "u",
+            "http://u:1",
             "--model",
             "m",
             "--sample-interval",

@@ -1,51 +1,59 @@
-//! `--junit FILE`: one test case per phase (skipped phases marked skipped, failures with
-//! the error message).
+//! `--junit FILE`: one test case per phase (with its wall time; skipped phases marked
+//! skipped, failures with the cause), plus the verdict as a test case of its own.
 
 use std::path::Path;
+use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::run::{Outcome, PhaseState};
+use crate::outcome::Outcome;
+use crate::report::PhaseState;
+
+fn failure(msg: &str) -> TestCaseStatus {
+    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    s.set_message(msg.to_owned());
+    s
+}
+
+fn skipped(msg: &str) -> TestCaseStatus {
+    let mut s = TestCaseStatus::skipped();
+    s.set_message(msg.to_owned());
+    s
+}
 
 pub fn write(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
     let mut report = Report::new("mlnode-validate");
-    let mut suite = TestSuite::new("mlnode-validate");
-    for (name, state) in &outcome.phases {
-        let status = match state {
+    let mut suite = TestSuite::new(format!("mlnode-validate {}", outcome.model));
+    let phases = outcome.report.as_ref().map_or(&[][..], |r| &r.phases);
+    let mut total = 0.0;
+    for p in phases {
+        let msg = p.message.as_deref().unwrap_or("");
+        let status = match p.state {
             PhaseState::Passed => TestCaseStatus::success(),
-            PhaseState::Failed(msg) => {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(msg.clone());
-                s
-            }
-            PhaseState::Skipped(why) => {
-                let mut s = TestCaseStatus::skipped();
-                s.set_message(why.clone());
-                s
-            }
-            PhaseState::NotRun => {
-                let mut s = TestCaseStatus::skipped();
-                s.set_message("not run: an earlier step failed");
-                s
-            }
+            PhaseState::Failed | PhaseState::Interrupted => failure(msg),
+            PhaseState::Skipped | PhaseState::NotRun => skipped(msg),
         };
-        suite.add_test_case(TestCase::new(*name, status));
+        let mut case = TestCase::new(p.phase.name(), status);
+        case.set_time(Duration::from_secs_f64(p.wall_s.max(0.0)));
+        total += p.wall_s.max(0.0);
+        suite.add_test_case(case);
     }
-    // The verdict itself is a test case: fraud and disagreement fail it.
-    let verdict_status = match outcome.exit_code {
-        0 => TestCaseStatus::success(),
-        _ => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(
-                outcome
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| outcome.verdict.clone()),
-            );
-            s
-        }
+    // The verdict: it fails exactly when the exit code is not 0.
+    let status = if outcome.exit_code == 0 {
+        TestCaseStatus::success()
+    } else {
+        let cause = outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| outcome.verdict.headline().to_owned());
+        failure(&format!(
+            "{} (exit {}): {cause}",
+            outcome.verdict.headline(),
+            outcome.exit_code
+        ))
     };
-    suite.add_test_case(TestCase::new("verdict", verdict_status));
+    suite.add_test_case(TestCase::new("verdict", status));
+    suite.set_time(Duration::from_secs_f64(total));
     report.add_test_suite(suite);
     let xml = report
         .to_string()

@@ -5,14 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Parser;
-use mlnode_protocol::wire::{Artifact, Encoding, GenerateResponse, JobResult, StartupStatus};
+use mlnode_protocol::wire::{Artifact, Encoding, GenerateRequest, PoCParams};
 use mlnode_protocol::Reference;
-use mlnode_sim::SimClock;
-use serde_json::json;
 
-use crate::client::Client;
 use crate::console::Console;
-use crate::embedded;
+use crate::endpoint;
 
 /// Bake a golden reference (honest vectors for nonces 0..N-1) from a trusted MLNode.
 #[derive(Debug, Clone, Parser)]
@@ -73,10 +70,8 @@ pub enum MakeArtifactError {
     NotRunning { url: String, status: String },
     #[error("the node did not return nonce(s) {0:?}")]
     MissingNonces(Vec<i64>),
-    #[error("pow/generate did not return artifacts")]
-    NoArtifacts,
     #[error(transparent)]
-    Embedded(#[from] embedded::EmbeddedError),
+    Connect(#[from] endpoint::ConnectError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -95,16 +90,15 @@ pub async fn run(
             serde_json::from_str(s).map_err(|e| MakeArtifactError::AdditionalArgs(e.to_string()))?
         }
     };
-    let ep = embedded::connect(
+    let c = endpoint::connect(
         &args.mlnode_url,
         args.time_scale,
-        &mlnode_sim::fixtures::default_artifacts_dir(),
-        embedded::Deploy::Scenario,
+        &mlnode_support::paths::default_artifacts_dir(),
+        endpoint::Deploy::Scenario,
     )
-    .await?;
-    let mut sim = ep.sim;
-    let c = Client::new(&ep.url, SimClock::new(ep.scale));
-    let st: StartupStatus = c.get("/api/v1/inference/up/status", 10.0).await?;
+    .await?
+    .client;
+    let st = c.up_status().await?;
     if !st.is_running {
         return Err(MakeArtifactError::NotRunning {
             url: args.mlnode_url.clone(),
@@ -112,33 +106,33 @@ pub async fn run(
         });
     }
     let nonces: Vec<i64> = (0..i64::from(args.num_nonces)).collect();
-    let mut body = json!({
-        "block_hash": args.block_hash, "block_height": args.block_height, "public_key": args.public_key,
-        "node_id": args.node_id, "node_count": args.node_count, "nonces": nonces,
-        "params": {"model": args.model, "seq_len": args.seq_len, "k_dim": args.k_dim},
-        "wait": true,
-    });
-    if let Some(b) = args.batch_size {
-        body["batch_size"] = json!(b);
-    }
+    let req = GenerateRequest {
+        block_hash: args.block_hash.clone(),
+        block_height: args.block_height,
+        public_key: args.public_key.clone(),
+        node_id: args.node_id,
+        node_count: args.node_count,
+        nonces: nonces.clone(),
+        params: PoCParams {
+            model: args.model.clone(),
+            seq_len: args.seq_len,
+            k_dim: args.k_dim,
+        },
+        // Left out when unset, so the node's default applies.
+        batch_size: args.batch_size,
+        wait: true,
+        url: None,
+        validation: None,
+        stat_test: None,
+        poc_stronger_rng: false,
+    };
     console.line(format!(
         "requesting {} nonces from {}",
         nonces.len(),
         args.mlnode_url
     ));
-    let resp: GenerateResponse = c
-        .post("/api/v1/inference/pow/generate", &body, args.timeout)
-        .await?;
-    if let Some(h) = sim.take() {
-        h.shutdown().await;
-    }
-    let GenerateResponse::Completed {
-        result: JobResult::Artifacts(res),
-        ..
-    } = resp
-    else {
-        return Err(MakeArtifactError::NoArtifacts);
-    };
+    let res = c.generate_artifacts(&req, args.timeout).await?;
+    drop(c); // stops an embedded node
     let by_nonce: HashMap<i64, String> = res
         .artifacts
         .into_iter()

@@ -25,6 +25,10 @@ pub enum ReferenceLookupError {
     Invalid { path: String, reason: String },
 }
 
+/// The largest reference file read (20,000 vectors are ~1.3 MB; the largest real one is
+/// well under 1 MB).
+pub const MAX_REFERENCE_BYTES: u64 = 256 << 20;
+
 /// Where the reference came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferenceSource {
@@ -86,6 +90,22 @@ pub fn resolve(
             dir: artifacts_dir.display().to_string(),
             available: available(artifacts_dir),
         });
+    }
+    let invalid = |reason: String| ReferenceLookupError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    // Only regular files of a sane size: a FIFO would block, /dev/zero would grow forever.
+    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_REFERENCE_BYTES {
+        return Err(invalid(format!(
+            "{} bytes, over the {} MiB limit for a golden reference",
+            meta.len(),
+            MAX_REFERENCE_BYTES >> 20
+        )));
     }
     let r = Reference::load(path).map_err(|e| ReferenceLookupError::Invalid {
         path: path.display().to_string(),

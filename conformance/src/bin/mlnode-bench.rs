@@ -5,6 +5,7 @@
 //! `target/release/mlnode-bench` (it starts `mlnode-sim`, `mlnode-validate` from the same
 //! directory). Servers are pinned to core 0 with `taskset`, the load generator to core 1.
 
+use mlnode_protocol::paths;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -243,13 +244,7 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
         if v["backends"] != 4 {
             bail!("expected 4 mining replicas: {v}");
         }
-        let n = load(
-            sim.addr,
-            Arc::new(vec![get("/api/v1/inference/pow/status")]),
-            64,
-            dur,
-        )
-        .await?;
+        let n = load(sim.addr, Arc::new(vec![get(paths::POW_STATUS)]), 64, dur).await?;
         sim_rates.push(n as f64 / cli.seconds);
         drop(sim);
         let mut h = pinned(0, &std::env::current_exe()?);
@@ -299,7 +294,7 @@ async fn bench_validation(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     let mut out = Vec::new();
     for n in [1_000usize, 10_000] {
         let body = validation_body(n);
-        let req = Arc::new(vec![post("/api/v1/inference/pow/generate", &body)]);
+        let req = Arc::new(vec![post(paths::POW_GENERATE, &body)]);
         let mut rates = Vec::new();
         for _ in 0..cli.runs {
             let sim = start(sim_cmd(&cfg)?)?;
@@ -392,14 +387,14 @@ async fn bench_memory(tmp: &Path, requests: u64) -> anyhow::Result<Vec<Value>> {
     let gen = json!({"block_hash": "B2", "block_height": 1, "public_key": "K", "node_id": 0, "node_count": 1, "nonces": (0..32).collect::<Vec<i64>>(),
                      "params": {"model": MODEL, "seq_len": 1024}, "wait": true});
     let reqs = Arc::new(vec![
-        get("/api/v1/inference/pow/status"),
-        get("/api/v1/state"),
-        get("/api/v1/inference/up/status"),
-        post("/api/v1/models/status", &json!({"hf_repo": MODEL})),
+        get(paths::POW_STATUS),
+        get(paths::STATE),
+        get(paths::UP_STATUS),
+        post(paths::MODELS_STATUS, &json!({"hf_repo": MODEL})),
         get("/health"),
-        get("/api/v1/versions"),
-        post("/api/v1/inference/pow/generate", &gen),
-        get("/api/v1/models/list"),
+        get(paths::VERSIONS),
+        post(paths::POW_GENERATE, &gen),
+        get(paths::MODELS_LIST),
     ]);
     load(sim.addr, reqs.clone(), 8, Duration::from_secs(2)).await?;
     let before = rss_kb(sim.child.id())? as f64 / 1024.0;

@@ -1,5 +1,6 @@
 //! Schema and status-code conformance of the read-only endpoints, and the error contract.
 
+use mlnode_protocol::paths;
 use mlnode_protocol::wire::*;
 use mlnode_validator::client::Client;
 use serde::de::DeserializeOwned;
@@ -30,23 +31,17 @@ async fn get_as<T: DeserializeOwned>(
 /// Every read-only endpoint answers with its documented status and body shape.
 pub async fn schema(t: &Target) -> Vec<CheckResult> {
     let mut out = vec![
-        get_as::<StateResponse>(t, "schema/state", "/api/v1/state", &[200]).await,
-        get_as::<VersionsResponse>(t, "schema/versions", "/api/v1/versions", &[200]).await,
+        get_as::<StateResponse>(t, "schema/state", paths::STATE, &[200]).await,
+        get_as::<VersionsResponse>(t, "schema/versions", paths::VERSIONS, &[200]).await,
         get_as::<HealthResponse>(t, "schema/health", "/health", &[200, 503]).await,
-        get_as::<StartupStatus>(t, "schema/up-status", "/api/v1/inference/up/status", &[200]).await,
-        get_as::<PowStatusResponse>(
-            t,
-            "schema/pow-status",
-            "/api/v1/inference/pow/status",
-            &[200],
-        )
-        .await,
+        get_as::<StartupStatus>(t, "schema/up-status", paths::UP_STATUS, &[200]).await,
+        get_as::<PowStatusResponse>(t, "schema/pow-status", paths::POW_STATUS, &[200]).await,
     ];
     let repo = t
         .model
         .clone()
         .unwrap_or_else(|| "conformance/probe".into());
-    let path = "/api/v1/models/status";
+    let path = paths::MODELS_STATUS;
     out.push(
         match t.client.post_raw(path, &Model::latest(repo), 30.0).await {
             Err(e) => CheckResult::fail("schema/models-status", e.to_string()),
@@ -69,7 +64,7 @@ fn detail(v: &Value) -> String {
 /// 422 for an unknown key in `params`, 400 for a nonce-set mismatch, 409 with the nested
 /// detail for a params mismatch. All three are rejected before any compute.
 pub async fn errors(t: &Target, model: &str) -> Vec<CheckResult> {
-    let path = "/api/v1/inference/pow/generate";
+    let path = paths::POW_GENERATE;
     let base = serde_json::to_value(request(t, model)).unwrap_or(Value::Null);
     let mut out = Vec::new();
 

@@ -12,6 +12,7 @@ pub mod honesty;
 pub mod partition;
 pub mod vectors;
 
+use mlnode_protocol::paths;
 use mlnode_protocol::wire::{
     Artifact, GenerateRequest, GenerateResponse, JobResult, StatTestOverrides, ValidationPayload,
     ValidationResult,
@@ -33,7 +34,7 @@ pub fn request(t: &Target, model: &str) -> GenerateRequest {
         node_count: 1,
         nonces: (0..N_NONCES).collect(),
         params: t.params(model),
-        batch_size: 32,
+        batch_size: Some(32),
         wait: true,
         url: None,
         validation: None,
@@ -46,7 +47,7 @@ pub fn request(t: &Target, model: &str) -> GenerateRequest {
 pub async fn artifacts(t: &Target, req: &GenerateRequest) -> Result<Vec<Artifact>, String> {
     let r: GenerateResponse = t
         .client
-        .post("/api/v1/inference/pow/generate", req, GENERATE_TIMEOUT)
+        .post(paths::POW_GENERATE, req, GENERATE_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     match r {
@@ -72,7 +73,7 @@ pub async fn validate(
     v.stat_test = Some(st);
     let r: GenerateResponse = t
         .client
-        .post("/api/v1/inference/pow/generate", &v, GENERATE_TIMEOUT)
+        .post(paths::POW_GENERATE, &v, GENERATE_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     match r {

@@ -1,6 +1,7 @@
 //! `init/generate` on a node with N healthy replicas yields `n_groups = N` and groups
 //! `0..N`, read back from `/pow/status` `config`; then stop. Disruptive.
 
+use mlnode_protocol::paths;
 use std::collections::BTreeSet;
 
 use mlnode_protocol::wire::{
@@ -19,7 +20,7 @@ pub async fn run(t: &Target, model: &str) -> CheckResult {
             "disruptive (init/generate + stop): pass --allow-disruptive",
         );
     }
-    let before: PowStatusResponse = match t.client.get("/api/v1/inference/pow/status", 30.0).await {
+    let before: PowStatusResponse = match t.client.get(paths::POW_STATUS, 30.0).await {
         Ok(s) => s,
         Err(e) => return CheckResult::fail(NAME, e.to_string()),
     };
@@ -36,21 +37,15 @@ pub async fn run(t: &Target, model: &str) -> CheckResult {
         public_key: ROUND_PUBLIC_KEY.into(),
         node_id: 0,
         node_count: 1,
-        batch_size: 32,
+        batch_size: Some(32),
         params: t.params(model),
         url: None,
         poc_stronger_rng: false,
     };
-    let init: Result<InitGenerateResponse, _> = t
-        .client
-        .post("/api/v1/inference/pow/init/generate", &req, 60.0)
-        .await;
-    let status: Result<PowStatusResponse, _> =
-        t.client.get("/api/v1/inference/pow/status", 30.0).await;
-    let _ = t
-        .client
-        .post_raw("/api/v1/inference/pow/stop", &json!({}), 30.0)
-        .await;
+    let init: Result<InitGenerateResponse, _> =
+        t.client.post(paths::POW_INIT_GENERATE, &req, 60.0).await;
+    let status: Result<PowStatusResponse, _> = t.client.get(paths::POW_STATUS, 30.0).await;
+    let _ = t.client.post_raw(paths::POW_STOP, &json!({}), 30.0).await;
     let (init, status) = match (init, status) {
         (Ok(i), Ok(s)) => (i, s),
         (Err(e), _) | (_, Err(e)) => return CheckResult::fail(NAME, e.to_string()),

@@ -32,7 +32,8 @@ pub async fn run(t: &Target, model: &str) -> (Vec<CheckResult>, Result<Vec<Artif
             format!(
                 "{} nonces asked twice at batch {}: {}",
                 req.nonces.len(),
-                req.batch_size,
+                req.batch_size
+                    .map_or("the node default".to_string(), |b| b.to_string()),
                 if second == first {
                     "identical".to_string()
                 } else {
@@ -106,7 +107,7 @@ async fn reference(t: &Target, model: &str) -> CheckResult {
     req.node_id = r.node_id_or_default();
     req.node_count = r.node_count_or_default();
     req.nonces = r.nonces();
-    req.batch_size = r.collection_batch_size.flatten().unwrap_or(64);
+    req.batch_size = Some(r.collection_batch_size.flatten().unwrap_or(64));
     match validate(t, &req, r.artifacts.clone(), st.to_overrides()).await {
         Ok(v) => CheckResult::expect(
             "reference",

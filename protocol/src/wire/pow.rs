@@ -9,10 +9,6 @@ fn default_k_dim() -> u32 {
 /// The MLNode-level default `batch_size` (pydantic default, always forwarded).
 pub const DEFAULT_BATCH_SIZE: u32 = 32;
 
-fn default_batch_size() -> u32 {
-    DEFAULT_BATCH_SIZE
-}
-
 /// `params` (`PoCParamsModel`, `extra="forbid"`): an unknown key is a 422.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +17,38 @@ pub struct PoCParams {
     pub seq_len: u32,
     #[serde(default = "default_k_dim")]
     pub k_dim: u32,
+}
+
+/// The largest `k_dim` a vector may have: the generator draws into fixed 64-wide buffers
+/// (real nodes take k_dim ≪ the hidden size; 12 is the protocol's).
+pub const MAX_K_DIM: u32 = 64;
+/// The longest `seq_len` accepted (the longest context of any shipped model is far below).
+pub const MAX_SEQ_LEN: u32 = 1 << 20;
+
+impl PoCParams {
+    /// The first field out of range, as `(field, message)`: a node answers 422 for it
+    /// instead of failing inside the generator.
+    pub fn out_of_range(&self) -> Option<(&'static str, String)> {
+        if !(1..=MAX_K_DIM).contains(&self.k_dim) {
+            return Some((
+                "k_dim",
+                format!(
+                    "Input should be between 1 and {MAX_K_DIM}, got {}",
+                    self.k_dim
+                ),
+            ));
+        }
+        if !(1..=MAX_SEQ_LEN).contains(&self.seq_len) {
+            return Some((
+                "seq_len",
+                format!(
+                    "Input should be between 1 and {MAX_SEQ_LEN}, got {}",
+                    self.seq_len
+                ),
+            ));
+        }
+        None
+    }
 }
 
 /// `{"dtype":"f16","k_dim":12,"endian":"le"}`.
@@ -50,13 +78,22 @@ pub struct InitGenerateRequest {
     pub public_key: String,
     pub node_id: i64,
     pub node_count: i64,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u32,
+    /// `None` = absent: the node applies its default (clients that follow the newest skill
+    /// leave it out; a reference baked at one batch size drifts at another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
     pub params: PoCParams,
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
     pub poc_stronger_rng: bool,
+}
+
+impl InitGenerateRequest {
+    /// The batch size, or `default` when absent.
+    pub fn batch_size_or(&self, default: u32) -> u32 {
+        self.batch_size.unwrap_or(default)
+    }
 }
 
 /// What a replica receives: the MLNode body plus its group.
@@ -324,8 +361,10 @@ pub struct GenerateRequest {
     pub node_count: i64,
     pub nonces: Vec<i64>,
     pub params: PoCParams,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: u32,
+    /// `None` = absent: the node applies its default (clients that follow the newest skill
+    /// leave it out; a reference baked at one batch size drifts at another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
     #[serde(default)]
     pub wait: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,6 +375,13 @@ pub struct GenerateRequest {
     pub stat_test: Option<StatTestOverrides>,
     #[serde(default)]
     pub poc_stronger_rng: bool,
+}
+
+impl GenerateRequest {
+    /// The batch size, or `default` when absent.
+    pub fn batch_size_or(&self, default: u32) -> u32 {
+        self.batch_size.unwrap_or(default)
+    }
 }
 
 /// The five verdict fields of a validation.

@@ -15,6 +15,53 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
+/// `Path<T>` with a JSON `{"detail": ...}` rejection (axum's is plain text), e.g. for a
+/// path segment that is not valid UTF-8 or not a number. FastAPI answers 422 there.
+pub struct PathParam<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParam<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|e| {
+                ApiError::unprocessable(format!("invalid path parameter: {}", e.body_text()))
+            })
+    }
+}
+
+/// `Query<T>` with a JSON `{"detail": ...}` rejection.
+pub struct QueryParam<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParam<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParam(q.0))
+            .map_err(|e| {
+                ApiError::unprocessable(format!("invalid query string: {}", e.body_text()))
+            })
+    }
+}
+
 /// `Json<T>` for request bodies, with FastAPI's error shapes.
 pub struct Json<T>(pub T);
 

@@ -1,5 +1,6 @@
 //! `/api/v1/inference/up*` and `/down` (mlnode-api §4.2).
 
+use mlnode_protocol::paths;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -12,10 +13,10 @@ use crate::sim::{Current, Sim};
 
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/api/v1/inference/up", post(up))
-        .route("/api/v1/inference/up/async", post(up_async))
-        .route("/api/v1/inference/up/status", get(status))
-        .route("/api/v1/inference/down", post(down))
+        .route(paths::UP, post(up))
+        .route(paths::UP_ASYNC, post(up_async))
+        .route(paths::UP_STATUS, get(status))
+        .route(paths::DOWN, post(down))
 }
 
 /// Synchronous: blocks until the startup ends (what DAPI uses).

@@ -22,7 +22,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -61,7 +61,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
 /// two: every layer costs a boxed future and a service clone per request).
 async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     if sim.journal.capacity() == 0 {
-        return crate::transport::apply(&sim, req, next).await;
+        return guarded(&sim, req, next).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -72,9 +72,40 @@ async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Respo
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let t0 = Instant::now();
-    let resp = crate::transport::apply(&sim, req, next).await;
+    let resp = guarded(&sim, req, next).await;
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     sim.journal
         .record(method.as_str(), &path, resp.status().as_u16(), ms, bytes);
     resp
 }
+
+/// Transport faults and the routes, with a panic in a handler turned into a JSON 500 and
+/// recorded on the node (which then reports itself unhealthy) instead of a dropped
+/// connection.
+async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let path = req.uri().path().to_owned();
+    let mut resp = match std::panic::AssertUnwindSafe(crate::transport::apply(sim, req, next))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(p) => {
+            let msg = crate::sim::panic_message(&*p);
+            sim.node().record_internal_error(&path, &msg);
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error while handling {path}: {msg}"),
+            )
+            .into_response()
+        }
+    };
+    // Tell clients the clock: a validator pointed at this node learns the scale.
+    if let Ok(v) = axum::http::HeaderValue::from_str(&sim.node().clock.scale().to_string()) {
+        resp.headers_mut().insert(TIME_SCALE_HEADER, v);
+    }
+    resp
+}
+
+/// The header on every answer that says the simulated clock's scale.
+pub const TIME_SCALE_HEADER: &str = "x-sim-time-scale";

@@ -1,5 +1,6 @@
 //! `/api/v1/models/*` (mlnode-api §4.1).
 
+use mlnode_protocol::paths;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -16,11 +17,11 @@ use crate::sim::{Current, Sim};
 
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/api/v1/models/status", post(status))
-        .route("/api/v1/models/download", post(download))
-        .route("/api/v1/models", axum::routing::delete(delete))
-        .route("/api/v1/models/list", get(list))
-        .route("/api/v1/models/space", get(space))
+        .route(paths::MODELS_STATUS, post(status))
+        .route(paths::MODELS_DOWNLOAD, post(download))
+        .route(paths::MODELS, axum::routing::delete(delete))
+        .route(paths::MODELS_LIST, get(list))
+        .route(paths::MODELS_SPACE, get(space))
 }
 
 async fn status(Current(node): Current, Json(model): Json<Model>) -> Json<ModelStatusResponse> {

@@ -1,5 +1,6 @@
 //! Node state, health and utilities (mlnode-api §4.4).
 
+use mlnode_protocol::paths;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,13 +19,13 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/health", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(ready))
-        .route("/api/v1/state", get(state))
-        .route("/api/v1/versions", get(versions))
-        .route("/api/v1/stop", post(stop))
-        .route("/api/v1/clock", get(clock))
-        .route("/api/v1/gpu/devices", get(gpu_devices))
-        .route("/api/v1/gpu/driver", get(gpu_driver))
-        .route("/api/v1/pow/status", get(legacy_pow_status))
+        .route(paths::STATE, get(state))
+        .route(paths::VERSIONS, get(versions))
+        .route(paths::STOP, post(stop))
+        .route(paths::CLOCK, get(clock))
+        .route(paths::GPU_DEVICES, get(gpu_devices))
+        .route(paths::GPU_DRIVER, get(gpu_driver))
+        .route(paths::POW_V1_STATUS, get(legacy_pow_status))
 }
 
 async fn health(Current(node): Current) -> Response {

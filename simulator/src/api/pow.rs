@@ -1,8 +1,9 @@
 //! PoC v2 through the MLNode proxy, `/api/v1/inference/pow/*` (mlnode-api §4.3).
 
+use mlnode_protocol::paths;
 use std::sync::Arc;
 
-use axum::extract::Path;
+use crate::api::extract::PathParam;
 use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{
@@ -16,11 +17,11 @@ use crate::sim::{Current, Sim};
 
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/api/v1/inference/pow/init/generate", post(init_generate))
-        .route("/api/v1/inference/pow/status", get(status))
-        .route("/api/v1/inference/pow/stop", post(stop))
-        .route("/api/v1/inference/pow/generate", post(generate))
-        .route("/api/v1/inference/pow/generate/{request_id}", get(poll))
+        .route(paths::POW_INIT_GENERATE, post(init_generate))
+        .route(paths::POW_STATUS, get(status))
+        .route(paths::POW_STOP, post(stop))
+        .route(paths::POW_GENERATE, post(generate))
+        .route(paths::POW_GENERATE_JOB, get(poll))
 }
 
 async fn init_generate(
@@ -57,7 +58,7 @@ async fn generate(
 
 async fn poll(
     Current(node): Current,
-    Path(request_id): Path<String>,
+    PathParam(request_id): PathParam<String>,
 ) -> Result<Json<JobPollResponse>, ApiError> {
     Ok(Json(node.pow_poll(&request_id)?))
 }

@@ -121,6 +121,9 @@ pub struct Node {
     rr: AtomicUsize,
     http: reqwest::Client,
     sinks: Mutex<HashMap<u32, CallbackSink>>,
+    /// The first internal error (a caught panic): the node reports itself unhealthy
+    /// instead of silently losing a background task.
+    internal_error: Mutex<Option<String>>,
 }
 
 fn uuid() -> String {
@@ -141,6 +144,28 @@ pub fn parallel_size(args: &[String]) -> u32 {
 }
 
 impl Node {
+    /// Record a caught panic (the first one is kept; later ones are logged only).
+    pub fn record_internal_error(&self, what: &str, message: &str) {
+        tracing::error!(
+            what,
+            message,
+            "internal error caught; node marked unhealthy"
+        );
+        let mut e = self
+            .internal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        e.get_or_insert_with(|| format!("{what}: {message}"));
+    }
+
+    /// The first internal error, if any.
+    pub fn internal_error(&self) -> Option<String> {
+        self.internal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Build a node from its config. `refs` backs honest vectors with golden references.
     pub fn new(cfg: NodeConfig, profile: Profile, catalog: Catalog, refs: RefStore) -> Arc<Self> {
         let clock = SimClock::new(cfg.time_scale);
@@ -168,6 +193,7 @@ impl Node {
             rr: AtomicUsize::new(0),
             http: reqwest::Client::new(),
             sinks: Mutex::new(HashMap::new()),
+            internal_error: Mutex::new(None),
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {
@@ -294,7 +320,7 @@ impl Node {
                         public_key: "stale_session".into(),
                         node_id: 0,
                         node_count: 1,
-                        batch_size: self.cfg.default_batch_size,
+                        batch_size: Some(self.cfg.default_batch_size),
                         params: PoCParams {
                             model: model.clone(),
                             seq_len: 1024,
@@ -514,7 +540,7 @@ impl Node {
             &req.block_hash,
             &req.public_key,
             req.poc_stronger_rng,
-            req.batch_size,
+            req.batch_size_or(DEFAULT_BATCH_SIZE),
         );
         let artifacts: Vec<Artifact> = (from..done)
             .enumerate()

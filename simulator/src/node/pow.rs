@@ -26,6 +26,7 @@ impl Node {
 
     /// `POST /api/v1/inference/pow/init/generate`.
     pub fn pow_init(&self, req: &InitGenerateRequest) -> Result<InitGenerateResponse, ApiError> {
+        check_params(&req.params)?;
         let now = self.clock.now();
         let mut g = self.lock();
         self.advance(&mut g, now);
@@ -68,9 +69,11 @@ impl Node {
             )
             .map_err(|e| ApiError::value_error(&["body", "node_id"], e.to_string(), Value::Null))?;
             let mut request = req.clone();
-            if request.batch_size == 0 {
-                request.batch_size = default_batch;
-            }
+            request.batch_size = Some(match request.batch_size {
+                None => DEFAULT_BATCH_SIZE,
+                Some(0) => default_batch,
+                Some(b) => b,
+            });
             r.mining = Some(Mining::new(
                 request,
                 group,
@@ -281,7 +284,8 @@ impl Node {
 
     /// `POST /api/v1/inference/pow/generate`.
     pub async fn pow_generate(&self, req: GenerateRequest) -> Result<GenerateResponse, ApiError> {
-        if req.batch_size == 0 {
+        check_params(&req.params)?;
+        if req.batch_size == Some(0) {
             return Err(ApiError::value_error(
                 &["body", "batch_size"],
                 "Input should be greater than 0",
@@ -405,5 +409,20 @@ impl Node {
             result: job.result.clone(),
             error: job.error.clone(),
         })
+    }
+}
+
+/// 422 for PoC params out of the range the node can compute.
+fn check_params(p: &PoCParams) -> Result<(), ApiError> {
+    match p.out_of_range() {
+        None => Ok(()),
+        Some((field, msg)) => {
+            let input = if field == "k_dim" { p.k_dim } else { p.seq_len };
+            Err(ApiError::value_error(
+                &["body", "params", field],
+                msg,
+                json!(input),
+            ))
+        }
     }
 }

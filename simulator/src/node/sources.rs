@@ -47,7 +47,7 @@ impl Node {
             &req.block_hash,
             &req.public_key,
             req.poc_stronger_rng,
-            req.batch_size,
+            req.batch_size_or(DEFAULT_BATCH_SIZE),
         );
         match &req.validation {
             None => Ok(JobResult::Artifacts(ArtifactsResult {

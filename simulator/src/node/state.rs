@@ -97,10 +97,11 @@ impl Node {
         let mut g = self.lock();
         self.advance(&mut g, now);
         let running = g.runner.is_some() && !matches!(g.startup, Startup::Failed { .. });
-        let healthy = !running
-            || g.runner
-                .as_ref()
-                .is_some_and(|r| r.replicas.iter().all(|x| x.alive(now)));
+        let healthy = self.internal_error().is_none()
+            && (!running
+                || g.runner
+                    .as_ref()
+                    .is_some_and(|r| r.replicas.iter().all(|x| x.alive(now))));
         let service_state = if running && healthy {
             ServiceState::Inference
         } else {

@@ -6,9 +6,9 @@ use mlnode_validator::make_artifact::{self, MakeArtifactArgs};
 
 #[tokio::main]
 async fn main() {
-    mlnode_sim::init_logging("warn");
     let args = MakeArtifactArgs::parse();
-    match make_artifact::run(&args, &Console::Stdout).await {
+    mlnode_support::init_logging("warn", mlnode_support::ColorChoice::Auto);
+    match make_artifact::run(&args, &Console::stdout()).await {
         Ok(_) => std::process::exit(0),
         Err(e) => {
             eprintln!("ERROR: {e}");

@@ -1,29 +1,72 @@
 //! `mlnode-validate`: a thin shell over `mlnode_validator::run`.
-//! Exit codes: 0 pass (or validation skipped), 2 fraud detected, 1 error, 130 Ctrl-C.
+//! Exit codes: 0 pass (or validation skipped), 2 fraud detected, 1 error, 128+signal.
 
-use clap::Parser;
-use mlnode_validator::console::Console;
+use clap::{CommandFactory, Parser};
+use mlnode_validator::console::{Console, ProgressMode};
 use mlnode_validator::ValidateArgs;
 
 #[tokio::main]
 async fn main() {
-    mlnode_sim::init_logging("warn");
+    // Installed first: a signal from now on is handled, never fatal.
+    let cancel = mlnode_validator::signals();
     let args = ValidateArgs::parse();
+    mlnode_support::init_logging("warn", args.color.into());
+    if args.list_scenarios {
+        list_scenarios();
+        return;
+    }
+    for (flag, v) in [("--mlnode-url", &args.mlnode_url), ("--model", &args.model)] {
+        if v.is_empty() {
+            ValidateArgs::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!("the following required argument was not provided: {flag}"),
+                )
+                .exit();
+        }
+    }
     let json = args.json;
     let console = if json {
-        Console::Stderr
+        Console::stderr()
     } else {
-        Console::Stdout
-    };
-    let cancel = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+        Console::stdout()
+    }
+    .quiet(args.quiet)
+    .with_progress(ProgressMode::from(args.progress).enabled());
     let outcome = mlnode_validator::run(args, console, cancel).await;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome.summary()).unwrap_or_default()
-        );
+        match serde_json::to_string_pretty(&outcome.summary()) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("ERROR: cannot encode the JSON summary: {e}");
+                std::process::exit(1);
+            }
+        }
     }
     std::process::exit(outcome.exit_code);
+}
+
+#[cfg(feature = "embedded-sim")]
+fn list_scenarios() {
+    match mlnode_sim::fixtures::all_scenarios() {
+        Ok(all) => {
+            for s in all {
+                let expect = s
+                    .expect
+                    .map(|e| format!("{} (exit {})", e.verdict, e.exit_code))
+                    .unwrap_or_default();
+                println!("sim:{:<28} {}  -> {expect}", s.name, s.description);
+            }
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(not(feature = "embedded-sim"))]
+fn list_scenarios() {
+    eprintln!("ERROR: built without the embedded simulator (feature `embedded-sim`)");
+    std::process::exit(1);
 }

@@ -5,129 +5,142 @@
 //! downloading" is benign) and poll every 5 s until `DOWNLOADED` (`downloaded`).
 //! `NOT_FOUND` more than 30 s into polling is a failure, as in validate.py. Going beyond
 //! it, `PARTIAL` with an `error_message` fails at once instead of waiting out the 2 h cap.
+//! The record keeps the last `/models/status` body whole, as validate.py does.
 
-use mlnode_protocol::wire::{DownloadStartResponse, Model, ModelStatus, ModelStatusResponse};
-use serde_json::json;
+use mlnode_protocol::wire::{Model, ModelStatus, ModelStatusResponse};
 
-use super::{r3, Ctx, PhaseResult, POLL_SECONDS, STATUS_TIMEOUT};
-use crate::client::Client;
-use crate::console::Progress;
+use super::{Ctx, Failure, POLL_SECONDS};
+use crate::report::{DownloadAction, DownloadRecord, Partial};
 
-fn status_word(s: ModelStatus) -> String {
+fn word(s: ModelStatus) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> PhaseResult {
+pub async fn run(ctx: &Ctx<'_>) -> Result<DownloadRecord, Failure> {
     let c = ctx.client;
     let model = Model::latest(ctx.args.model.clone());
+    ctx.console.line(super::Phase::Download.header(&format!(
+        "ensuring '{}' is cached on the MLNode",
+        model.hf_repo
+    )));
     let t0 = c.clock.now();
-    let report = |action: &str, last: &str| json!({"action": action, "elapsed_s": r3(c.clock.now() - t0), "last_status": last});
-    let body = json!(model);
-    let status = || {
-        c.poll::<ModelStatusResponse>("POST", "/api/v1/models/status", Some(&body), STATUS_TIMEOUT)
+    // validate.py reports 0.0 for the two answers that waited for nothing.
+    let record = |action, last_status| DownloadRecord {
+        action,
+        elapsed_s: if action == DownloadAction::Downloaded {
+            crate::r3(c.clock.now() - t0)
+        } else {
+            0.0
+        },
+        last_status,
     };
-    let st = match status().await {
-        Ok(s) => s,
-        Err(e) => return PhaseResult::failed(report("error", "unknown"), e.to_string()),
+    let fail = |msg: String, last: Option<&ModelStatusResponse>| {
+        Failure::new(
+            msg,
+            Some(Partial::Download {
+                elapsed_s: crate::r3(c.clock.now() - t0),
+                last_status: last.cloned(),
+            }),
+        )
     };
+    let st = c
+        .model_status(&model)
+        .await
+        .map_err(|e| fail(e.to_string(), None))?;
     if st.status == ModelStatus::Downloaded {
         ctx.console
-            .line(format!("  {} already downloaded", model.hf_repo));
-        return PhaseResult::ok(report("already_downloaded", "DOWNLOADED"));
+            .line("  -> already_downloaded (status: DOWNLOADED)");
+        return Ok(record(DownloadAction::AlreadyDownloaded, st));
     }
     ctx.console.line(format!(
-        "  status {}; starting download",
-        status_word(st.status)
+        "  initial status: {} -- requesting download",
+        word(st.status)
     ));
-    let a = match c
-        .post_raw("/api/v1/models/download", &model, STATUS_TIMEOUT)
+    match c
+        .start_download(&model)
         .await
+        .map_err(|e| fail(e.to_string(), Some(&st)))?
     {
-        Ok(a) => a,
-        Err(e) => {
-            return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string())
+        Err(detail) => ctx.console.line(format!(
+            "  download already in progress (409, benign): {detail}"
+        )),
+        Ok(d) if d.status == ModelStatus::Downloaded => {
+            ctx.console
+                .line("  -> verified: already complete in the cache");
+            let last = ModelStatusResponse {
+                model: d.model,
+                status: d.status,
+                progress: None,
+                error_message: None,
+            };
+            return Ok(record(DownloadAction::Verified, last));
         }
-    };
-    if a.status == 409 {
-        ctx.console.line(format!(
-            "  download already in progress: {}",
-            crate::client::detail_of(&a.body)
-        ));
-    } else {
-        match Client::expect::<DownloadStartResponse>(
-            "POST",
-            "/api/v1/models/download",
-            a,
-            &[200, 202],
-        ) {
-            Ok(d) if d.status == ModelStatus::Downloaded => {
-                ctx.console
-                    .line("  download verified: already complete in the cache");
-                return PhaseResult::ok(report("verified", "DOWNLOADED"));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return PhaseResult::failed(report("error", &status_word(st.status)), e.to_string())
-            }
-        }
+        Ok(_) => {}
     }
-    let progress = Progress::start(format!("downloading {}", model.hf_repo));
+    let progress = ctx
+        .console
+        .progress(format!("downloading {}", model.hf_repo), None);
     let poll_start = c.clock.now();
-    let mut last = status_word(st.status);
+    let mut last = st;
     let mut last_print = f64::NEG_INFINITY;
     loop {
         let waited = c.clock.now() - poll_start;
         if waited > ctx.args.download_timeout {
-            return PhaseResult::failed(
-                report("timeout", &last),
-                format!(
-                    "model download did not complete in {}s; last status: {last}",
-                    ctx.args.download_timeout
-                ),
+            let msg = format!(
+                "model download did not complete in {}s; last status: {}",
+                ctx.args.download_timeout,
+                serde_json::to_string(&last).unwrap_or_default()
             );
+            return Err(fail(msg, Some(&last)));
         }
         c.clock
             .sleep(POLL_SECONDS.min(ctx.args.download_timeout.max(0.001)))
             .await;
-        let st = match status().await {
-            Ok(s) => s,
-            Err(e) => return PhaseResult::failed(report("error", &last), e.to_string()),
-        };
-        last = status_word(st.status);
-        let elapsed = st.progress.as_ref().map(|p| p.elapsed_seconds);
+        last = c
+            .model_status(&model)
+            .await
+            .map_err(|e| fail(e.to_string(), Some(&last)))?;
+        let server_elapsed = last.progress.as_ref().map(|p| p.elapsed_seconds);
         progress.set(format!(
-            "downloading {}: {last} {:.0}s",
+            "downloading {}: {} (server elapsed {:.0} s simulated)",
             model.hf_repo,
-            elapsed.unwrap_or(waited)
+            word(last.status),
+            server_elapsed.unwrap_or(waited)
         ));
-        if c.clock.now() - last_print >= 10.0 {
-            last_print = c.clock.now();
+        let now = c.clock.now();
+        if now - last_print >= 10.0 {
+            last_print = now;
             ctx.console.line(format!(
-                "  ... {last}{}",
-                elapsed
-                    .map(|e| format!(" (server elapsed {e:.1}s)"))
-                    .unwrap_or_default()
+                "  [{:>4}s] {} (server elapsed: {})",
+                (now - poll_start) as i64,
+                word(last.status),
+                server_elapsed.map_or("None".into(), crate::report::py::float)
             ));
         }
-        match st.status {
-            ModelStatus::Downloaded => return PhaseResult::ok(report("downloaded", &last)),
-            ModelStatus::NotFound if c.clock.now() - poll_start > 30.0 => {
-                return PhaseResult::failed(
-                    report("failed", &last),
-                    "model download failed (status went to NOT_FOUND)",
-                )
+        match last.status {
+            ModelStatus::Downloaded => {
+                drop(progress);
+                ctx.console.line(format!(
+                    "  -> downloaded in {:.1}s (status: DOWNLOADED)",
+                    c.clock.now() - t0
+                ));
+                return Ok(record(DownloadAction::Downloaded, last));
             }
-            ModelStatus::Partial if st.error_message.is_some() => {
-                return PhaseResult::failed(
-                    report("failed", &last),
-                    format!(
-                        "model download failed: {}",
-                        st.error_message.unwrap_or_default()
-                    ),
-                )
+            ModelStatus::NotFound if c.clock.now() - poll_start > 30.0 => {
+                return Err(fail(
+                    "model download failed (status went to NOT_FOUND)".into(),
+                    Some(&last),
+                ))
+            }
+            ModelStatus::Partial if last.error_message.is_some() => {
+                let msg = format!(
+                    "model download failed: {}",
+                    last.error_message.as_deref().unwrap_or_default()
+                );
+                return Err(fail(msg, Some(&last)));
             }
             _ => {}
         }

@@ -1,31 +1,33 @@
-//! Phase 3: measure PoC throughput.
+//! Phase 3: measure PoC throughput, as validate.py does.
 //!
-//! `POST /pow/init/generate` (503 retried 12 × 5 s), warm up, sample `/pow/status` every
-//! interval until the measure time is over, and **always** `POST /pow/stop` at the end.
-//! Beyond validate.py: replicas under 50 % of the median rate and replicas whose
-//! `total_processed` did not grow are flagged; `NO_BACKENDS` is called a crashed deploy.
-
-use std::collections::BTreeMap;
+//! `POST /pow/init/generate` (503 retried 12 × 5 s), warm up, then sample `/pow/status`
+//! one interval after the measurement starts and every interval after that until the
+//! measure time is over (`ceil(measure / interval)` samples, the last one at the end),
+//! recording each backend's rate as the node reports it; **always** `POST /pow/stop` at
+//! the end. The samples sit on a fixed grid (`start + k·interval`), so request latency
+//! cannot drop one.
+//!
+//! Beyond validate.py: the answers are checked (a negative, non-finite or impossible rate,
+//! a `total_processed` that goes backwards, or no backend in any sample is an error), and
+//! replicas under 50 % of the median rate, replicas whose `total_processed` stopped
+//! growing, and replicas that failed `init/generate` are flagged — from rates and totals
+//! of the samples themselves, so a zero warm-up changes nothing.
 
 use mlnode_protocol::wire::{
-    InitGenerateRequest, InitGenerateResponse, PoCParams, PowStatusResponse,
+    AggregateStatus, InitGenerateRequest, InitGenerateResponse, PowStatusResponse,
+    DEFAULT_BATCH_SIZE,
 };
-use serde_json::{json, Value};
 
-use super::{r3, Ctx, PhaseResult, STATUS_TIMEOUT};
+use super::{Ctx, Failure, Phase};
 use crate::client::{detail_of, Client};
-use crate::console::Progress;
+use crate::report::{
+    Partial, ReplicaFlags, Sample, ThroughputRecord, ThroughputSummary, Warning, WarningKind,
+};
 
 /// 503 retries of init/generate, 5 s apart (validate.py).
 pub const INIT_TRIES: u32 = 12;
-
-/// Replica findings.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Flags {
-    pub slow: Vec<u16>,
-    pub stalled: Vec<u16>,
-    pub no_backends: bool,
-}
+/// No GPU mines a million nonces a second: a rate above this is not a measurement.
+pub const MAX_PLAUSIBLE_RATE: f64 = 1e6;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -39,255 +41,373 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Flag slow (< 50 % of the median rate, last sample) and stalled (no growth between the
-/// first and the last sample) replicas.
-pub fn flag(samples: &[Value]) -> Flags {
-    let mut flags = Flags::default();
+/// Slow replicas (last sample, < 50 % of the median rate) and stalled ones: no growth of
+/// `total_processed` between the last two samples although another replica grew, or the
+/// replica's own rate says it should have finished two batches meanwhile.
+pub fn flag(samples: &[Sample], batch_size: u32) -> ReplicaFlags {
+    let mut flags = ReplicaFlags::default();
     let Some(last) = samples.last() else {
         return flags;
     };
-    flags.no_backends = last["n_backends"] == 0;
-    let rates: BTreeMap<u16, f64> = last["per_backend"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|b| Some((b["port"].as_u64()? as u16, b["nonces_per_second"].as_f64()?)))
-        .collect();
+    let rates = &last.per_backend_nonces_per_second;
     if rates.len() > 1 {
-        let m = median(rates.values().copied().collect());
-        flags.slow = rates
+        let m = median(rates.clone());
+        flags.slow = last
+            .per_backend_ports
             .iter()
+            .zip(rates)
             .filter(|(_, &r)| r < 0.5 * m)
             .map(|(&p, _)| p)
             .collect();
     }
     if samples.len() >= 2 {
-        let totals = |s: &Value| -> BTreeMap<u16, u64> {
-            s["per_backend"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| Some((b["port"].as_u64()? as u16, b["total_processed"].as_u64()?)))
-                .collect()
-        };
-        let first = totals(&samples[0]);
-        let last = totals(last);
-        flags.stalled = last
+        let prev = &samples[samples.len() - 2];
+        let dt = last.elapsed_s - prev.elapsed_s;
+        let growth: Vec<(u16, i128, f64)> = last
+            .per_backend_ports
             .iter()
-            .filter(|(p, t)| first.get(p).is_some_and(|f| f >= t))
-            .map(|(&p, _)| p)
+            .enumerate()
+            .filter_map(|(i, &port)| {
+                let j = prev.per_backend_ports.iter().position(|&p| p == port)?;
+                let g = i128::from(last.per_backend_total_processed[i])
+                    - i128::from(prev.per_backend_total_processed[j]);
+                Some((port, g, last.per_backend_nonces_per_second[i]))
+            })
             .collect();
+        let any_grew = growth.iter().any(|(_, g, _)| *g > 0);
+        flags.stalled = growth
+            .iter()
+            .filter(|(_, g, rate)| {
+                *g == 0 && (any_grew || rate * dt >= 2.0 * f64::from(batch_size))
+            })
+            .map(|(p, _, _)| *p)
+            .collect();
+    }
+    // A total that went backwards between any two samples: the replica restarted.
+    for w in samples.windows(2) {
+        for (i, &port) in w[1].per_backend_ports.iter().enumerate() {
+            let before = w[0].per_backend_ports.iter().position(|&p| p == port);
+            if before.is_some_and(|j| {
+                w[1].per_backend_total_processed[i] < w[0].per_backend_total_processed[j]
+            }) && !flags.restarted.contains(&port)
+            {
+                flags.restarted.push(port);
+            }
+        }
     }
     flags
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> (PhaseResult, Flags) {
+/// Answers no honest node gives. (A total that goes backwards is a restart, flagged.)
+fn check_sample(s: &Sample) -> Result<(), String> {
+    for (i, &r) in s.per_backend_nonces_per_second.iter().enumerate() {
+        let port = s.per_backend_ports[i];
+        if !r.is_finite() || r < 0.0 {
+            return Err(format!(
+                "backend {port} reported nonces_per_second={r}: a rate must be a finite number >= 0"
+            ));
+        }
+        if r > MAX_PLAUSIBLE_RATE {
+            return Err(format!(
+                "backend {port} reported nonces_per_second={r}: over {MAX_PLAUSIBLE_RATE} nonces/s is not a real measurement"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sample(elapsed: f64, st: &PowStatusResponse) -> Sample {
+    let rate = |b: &mlnode_protocol::wire::BackendStatus| {
+        b.stats.as_ref().map_or(0.0, |s| s.nonces_per_second)
+    };
+    let per: Vec<f64> = st.backends.iter().map(rate).collect();
+    Sample {
+        elapsed_s: crate::r3(elapsed),
+        agg_status: st.status,
+        n_backends: st.backends.len(),
+        // from +0.0: an empty f64 sum is -0.0, which would print as "-0.00".
+        sum_nonces_per_second: per.iter().fold(0.0, |a, b| a + b),
+        per_backend_nonces_per_second: per,
+        per_backend_total_processed: st
+            .backends
+            .iter()
+            .map(|b| b.stats.as_ref().map_or(0, |s| s.total_processed))
+            .collect(),
+        per_backend_ports: st.backends.iter().map(|b| b.port).collect(),
+    }
+}
+
+async fn init(ctx: &Ctx<'_>, req: &InitGenerateRequest) -> Result<InitGenerateResponse, Failure> {
     let c = ctx.client;
+    let path = mlnode_protocol::paths::POW_INIT_GENERATE;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let a = c.init_generate(req).await?;
+        if a.status == 503 && tries < INIT_TRIES {
+            ctx.console.line(format!(
+                "  init/generate 503 ({}); retry in 5s ({tries}/{INIT_TRIES})",
+                detail_of(&a.body)
+            ));
+            c.clock.sleep(5.0).await;
+            continue;
+        }
+        return Client::expect::<InitGenerateResponse>("POST", path, a, &[200]).map_err(|e| {
+            let mut msg = e.to_string();
+            if e.status() == Some(503) {
+                msg.push_str(&format!(" (gave up after {INIT_TRIES} tries)"));
+            }
+            if msg.contains("Already generating") {
+                msg.push_str(" (a stale mining session: POST /api/v1/inference/pow/stop on the node, then retry)");
+            }
+            Failure::new(msg, None)
+        });
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>) -> Result<(ThroughputRecord, Vec<Warning>), Failure> {
+    let c = ctx.client;
+    let a = ctx.args;
     let r = ctx.reference;
+    ctx.console
+        .line(Phase::Throughput.header("starting init/generate"));
     let req = InitGenerateRequest {
         block_hash: r.block_hash.clone(),
         block_height: r.block_height_or_default(),
         public_key: r.public_key.clone(),
         node_id: r.node_id_or_default(),
         node_count: r.node_count_or_default(),
-        batch_size: ctx.args.batch_size,
-        params: PoCParams {
-            model: ctx.args.model.clone(),
-            seq_len: r.seq_len,
-            k_dim: r.k_dim,
-        },
+        batch_size: a.batch_size,
+        params: super::poc_params(ctx),
         url: None,
         poc_stronger_rng: false,
     };
-    let mut init = Value::Null;
-    let mut samples: Vec<Value> = Vec::new();
-    let report = |init: &Value, samples: &[Value]| json!({"init": init, "samples": samples, "summary": summarise(samples)});
-    // init with 503 retries
-    let mut tries = 0;
-    let resp: InitGenerateResponse = loop {
-        tries += 1;
-        let a = match c
-            .post_raw("/api/v1/inference/pow/init/generate", &req, STATUS_TIMEOUT)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                return (
-                    PhaseResult::failed(report(&init, &samples), e.to_string()),
-                    Flags::default(),
-                )
-            }
-        };
-        if a.status == 503 && tries < INIT_TRIES {
-            ctx.console.line(format!(
-                "  init/generate 503 ({}); retry {tries}/{INIT_TRIES} in 5s",
-                detail_of(&a.body)
-            ));
-            c.clock.sleep(5.0).await;
-            continue;
-        }
-        match Client::expect::<InitGenerateResponse>(
-            "POST",
-            "/api/v1/inference/pow/init/generate",
-            a,
-            &[200],
-        ) {
-            Ok(r) => break r,
-            Err(e) => {
-                let mut msg = e.to_string();
-                if msg.contains("Already generating") {
-                    msg.push_str(" (a stale mining session: POST /api/v1/inference/pow/stop on the node, then retry)");
-                }
-                return (
-                    PhaseResult::failed(report(&init, &samples), msg),
-                    Flags::default(),
-                );
-            }
-        }
-    };
-    init = serde_json::to_value(&resp).unwrap_or(Value::Null);
+    let resp = init(ctx, &req).await?;
     ctx.console.line(format!(
-        "  init/generate: backends={} n_groups={}",
+        "  init/generate -> backends={} n_groups={}",
         resp.backends, resp.n_groups
     ));
+    let mut warnings = Vec::new();
+    let init_failed: Vec<u16> = resp.errors.iter().flatten().map(|e| e.port).collect();
     for e in resp.errors.iter().flatten() {
-        ctx.console.line(format!(
-            "  WARNING: init failed on port {}: {}",
-            e.port, e.error
+        warnings.push(Warning {
+            kind: WarningKind::InitFailed,
+            message: format!(
+                "replica on port {} failed init/generate: {}",
+                e.port,
+                crate::client::clip(&e.error, 200)
+            ),
+        });
+    }
+    let mut samples: Vec<Sample> = Vec::new();
+    let measured = measure(ctx, &mut samples).await;
+    // Always stop, errors ignored.
+    ctx.console.line("  stopping generation...");
+    if let Err(e) = c.pow_stop().await {
+        ctx.console
+            .line(format!("  (pow/stop failed, ignored: {e})"));
+    }
+    let fail = |msg: String, samples: Vec<Sample>| {
+        Failure::new(
+            msg,
+            Some(Partial::Throughput {
+                init: Some(resp.clone()),
+                samples,
+            }),
+        )
+    };
+    if let Err(msg) = measured {
+        return Err(fail(msg, samples));
+    }
+    if !samples.is_empty()
+        && samples
+            .iter()
+            .all(|s| s.n_backends == 0 || s.agg_status == AggregateStatus::NoBackends)
+    {
+        return Err(fail(
+            "no backend in any /pow/status sample (NO_BACKENDS): the deploy crashed or vLLM died after init/generate".into(),
+            samples,
         ));
     }
-    let progress = Progress::start(format!("warm-up {}s", ctx.args.warmup_seconds));
-    c.clock.sleep(ctx.args.warmup_seconds).await;
+    let mut flags = flag(&samples, a.batch_size.unwrap_or(DEFAULT_BATCH_SIZE));
+    flags.init_failed = init_failed;
+    let last = samples.last();
+    for &p in &flags.slow {
+        let rates = last
+            .map(|s| s.per_backend_nonces_per_second.clone())
+            .unwrap_or_default();
+        let rate = last
+            .and_then(|s| s.per_backend_ports.iter().position(|&q| q == p))
+            .map_or(0.0, |i| rates[i]);
+        warnings.push(Warning {
+            kind: WarningKind::SlowReplica,
+            message: format!(
+                "replica on port {p} mines {rate:.2} nonces/s, below 50% of the median {:.2}",
+                median(rates)
+            ),
+        });
+    }
+    for &p in &flags.restarted {
+        warnings.push(Warning {
+            kind: WarningKind::ReplicaRestarted,
+            message: format!("replica on port {p}: total_processed went backwards between samples (the replica restarted)"),
+        });
+    }
+    for &p in &flags.stalled {
+        warnings.push(Warning {
+            kind: WarningKind::StalledReplica,
+            message: format!("replica on port {p}: total_processed did not grow between the last two samples (stalled)"),
+        });
+    }
+    for w in &warnings {
+        ctx.console.line(format!("  WARNING: {}", w.message));
+    }
+    let summary = ThroughputSummary::of(&samples);
+    ctx.console.line(format!(
+        "  -> backends={}  avg sum rate = {:.2} nonces/s ({:.0} nonces/min)",
+        summary.n_backends, summary.avg_sum_nonces_per_second, summary.avg_sum_nonces_per_min
+    ));
+    Ok((
+        ThroughputRecord {
+            samples,
+            summary,
+            init: resp,
+            flags,
+        },
+        warnings,
+    ))
+}
+
+/// Warm up, then take the samples (pushed as they come, so a failure keeps them).
+async fn measure(ctx: &Ctx<'_>, samples: &mut Vec<Sample>) -> Result<(), String> {
+    let c = ctx.client;
+    let a = ctx.args;
+    let total = a.warmup_seconds + a.measure_seconds;
+    let progress = ctx.console.progress(
+        format!(
+            "warm-up {} s, then measuring {} s (simulated)",
+            a.warmup_seconds, a.measure_seconds
+        ),
+        Some(total),
+    );
+    if a.warmup_seconds > 0.0 {
+        ctx.console.line(format!("  warmup: {}s", a.warmup_seconds));
+        c.clock.sleep(a.warmup_seconds).await;
+    }
     let start = c.clock.now();
-    let mut error = None;
-    // Samples sit on a fixed grid, start + k·interval, so request latency cannot drop one.
-    let mut k = 0u64;
-    loop {
-        let due = k as f64 * ctx.args.sample_interval;
-        if due >= ctx.args.measure_seconds {
-            break;
-        }
+    let n = if a.measure_seconds > 0.0 {
+        (a.measure_seconds / a.sample_interval).ceil() as u64
+    } else {
+        0
+    };
+    for k in 1..=n {
+        let due = (k as f64 * a.sample_interval).min(a.measure_seconds);
         let wait = start + due - c.clock.now();
         if wait > 0.0 {
             c.clock.sleep(wait).await;
         }
-        k += 1;
-        let elapsed = c.clock.now() - start;
-        match c
-            .poll::<PowStatusResponse>("GET", "/api/v1/inference/pow/status", None, STATUS_TIMEOUT)
+        let st = c
+            .pow_status()
             .await
-        {
-            Ok(st) => {
-                let per: Vec<Value> = st
-                    .backends
-                    .iter()
-                    .map(|b| {
-                        json!({"port": b.port, "status": b.status,
-                               "nonces_per_second": b.stats.as_ref().map_or(0.0, |s| s.nonces_per_second),
-                               "total_processed": b.stats.as_ref().map_or(0, |s| s.total_processed)})
-                    })
-                    .collect();
-                let sum: f64 = per
-                    .iter()
-                    .filter_map(|b| b["nonces_per_second"].as_f64())
-                    // from +0.0: an empty f64 sum is -0.0, which would print as "-0.00".
-                    .fold(0.0, |a, b| a + b);
-                let status = serde_json::to_value(st.status).unwrap_or(Value::Null);
-                progress.set(format!(
-                    "measuring: {} backends, {:.2} nonces/s",
-                    per.len(),
-                    sum
-                ));
-                samples.push(
-                    json!({"elapsed_s": r3(elapsed), "status": status, "n_backends": per.len(),
-                                    "per_backend": per, "sum_nonces_per_second": sum}),
-                );
-            }
-            Err(e) => {
-                error = Some(format!("sampling failed: {e}"));
-                break;
-            }
-        }
+            .map_err(|e| format!("sampling failed: {e}"))?;
+        let s = sample(c.clock.now() - start, &st);
+        check_sample(&s).map_err(|e| format!("implausible /pow/status answer: {e}"))?;
+        progress.at(a.warmup_seconds + s.elapsed_s);
+        progress.set(format!(
+            "measuring: {} backends, {:.2} nonces/s",
+            s.n_backends, s.sum_nonces_per_second
+        ));
+        let rates: Vec<String> = s
+            .per_backend_nonces_per_second
+            .iter()
+            .map(|x| format!("'{x:.2}'"))
+            .collect();
+        ctx.console.line(format!(
+            "  [{:>3}s] backends={} sum_rate={:.2} n/s ({:.0} n/min) per_backend=[{}]",
+            s.elapsed_s as i64,
+            s.n_backends,
+            s.sum_nonces_per_second,
+            s.sum_nonces_per_second * 60.0,
+            rates.join(", ")
+        ));
+        samples.push(s);
     }
-    drop(progress);
-    // Always stop, errors ignored.
-    if let Err(e) = c
-        .post_raw("/api/v1/inference/pow/stop", &json!({}), STATUS_TIMEOUT)
-        .await
-    {
-        ctx.console
-            .line(format!("  (pow/stop failed, ignored: {e})"));
-    }
-    let flags = flag(&samples);
-    let rep = report(&init, &samples);
-    match error {
-        Some(e) => (PhaseResult::failed(rep, e), flags),
-        None => (PhaseResult::ok(rep), flags),
-    }
-}
-
-/// The summary block of validate.py.
-pub fn summarise(samples: &[Value]) -> Value {
-    if samples.is_empty() {
-        return Value::Null;
-    }
-    let sums: Vec<f64> = samples
-        .iter()
-        .filter_map(|s| s["sum_nonces_per_second"].as_f64())
-        .collect();
-    let avg = sums.iter().fold(0.0, |a, b| a + b) / sums.len().max(1) as f64;
-    let last = &samples[samples.len() - 1];
-    let finals: serde_json::Map<String, Value> = last["per_backend"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|b| (b["port"].to_string(), b["total_processed"].clone()))
-        .collect();
-    json!({
-        "n_backends": last["n_backends"],
-        "n_samples": samples.len(),
-        "avg_sum_nonces_per_second": avg,
-        "avg_sum_nonces_per_min": avg * 60.0,
-        "min_sum_nonces_per_second": sums.iter().copied().fold(f64::INFINITY, f64::min),
-        "max_sum_nonces_per_second": sums.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        "final_per_backend_total_processed": finals,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample(per: &[(u16, f64, u64)]) -> Value {
-        let per: Vec<Value> = per
-            .iter()
-            .map(|(p, r, t)| json!({"port": p, "nonces_per_second": r, "total_processed": t}))
-            .collect();
-        json!({"n_backends": per.len(), "per_backend": per, "sum_nonces_per_second": 0.0})
+    fn sample(t: f64, per: &[(u16, f64, u64)]) -> Sample {
+        Sample {
+            elapsed_s: t,
+            agg_status: AggregateStatus::Generating,
+            n_backends: per.len(),
+            per_backend_nonces_per_second: per.iter().map(|p| p.1).collect(),
+            per_backend_total_processed: per.iter().map(|p| p.2).collect(),
+            sum_nonces_per_second: per.iter().map(|p| p.1).sum(),
+            per_backend_ports: per.iter().map(|p| p.0).collect(),
+        }
     }
 
     #[test]
     fn slow_and_stalled() {
         let s = vec![
-            sample(&[(5001, 20.0, 100), (5002, 20.0, 100), (5003, 8.0, 40)]),
-            sample(&[(5001, 20.0, 300), (5002, 20.0, 300), (5003, 8.0, 120)]),
+            sample(
+                10.0,
+                &[(5001, 20.0, 100), (5002, 20.0, 100), (5003, 8.0, 40)],
+            ),
+            sample(
+                20.0,
+                &[(5001, 20.0, 300), (5002, 20.0, 300), (5003, 8.0, 120)],
+            ),
         ];
-        assert_eq!(
-            flag(&s),
-            Flags {
-                slow: vec![5003],
-                stalled: vec![],
-                no_backends: false
-            }
-        );
+        let f = flag(&s, 32);
+        assert_eq!((f.slow, f.stalled), (vec![5003], vec![]));
         let s = vec![
-            sample(&[(5001, 20.0, 100), (5002, 19.0, 64)]),
-            sample(&[(5001, 20.0, 300), (5002, 12.0, 64)]),
+            sample(10.0, &[(5001, 20.0, 100), (5002, 19.0, 64)]),
+            sample(20.0, &[(5001, 20.0, 300), (5002, 12.0, 64)]),
         ];
-        assert_eq!(flag(&s).stalled, vec![5002]);
-        assert!(flag(&[sample(&[])]).no_backends);
+        assert_eq!(flag(&s, 32).stalled, vec![5002]);
+        // One replica: stalled only if its own rate says two batches were due.
+        let s = vec![
+            sample(10.0, &[(5001, 20.0, 192)]),
+            sample(20.0, &[(5001, 9.6, 192)]),
+        ];
+        assert_eq!(flag(&s, 32).stalled, vec![5001]);
+        let s = vec![
+            sample(10.0, &[(5001, 2.0, 32)]),
+            sample(20.0, &[(5001, 1.6, 32)]),
+        ];
+        assert!(
+            flag(&s, 32).stalled.is_empty(),
+            "a slow honest replica between batches"
+        );
         // At exactly 50 % of the median a replica is not flagged.
-        let s = vec![sample(&[(5001, 20.0, 1), (5002, 20.0, 1), (5003, 10.0, 1)])];
-        assert!(flag(&s).slow.is_empty());
+        let s = vec![sample(
+            10.0,
+            &[(5001, 20.0, 1), (5002, 20.0, 1), (5003, 10.0, 1)],
+        )];
+        assert!(flag(&s, 32).slow.is_empty());
+    }
+
+    #[test]
+    fn impossible_answers_are_named() {
+        let ok = sample(10.0, &[(5001, 20.0, 100)]);
+        assert!(check_sample(&ok).is_ok());
+        for (bad, word) in [
+            (sample(10.0, &[(5001, -1.0, 100)]), "finite number >= 0"),
+            (sample(10.0, &[(5001, f64::NAN, 100)]), "finite number >= 0"),
+            (
+                sample(10.0, &[(5001, 1e308, 100)]),
+                "not a real measurement",
+            ),
+        ] {
+            assert!(check_sample(&bad).unwrap_err().contains(word));
+        }
+        let back = sample(20.0, &[(5001, 20.0, 50)]);
+        let f = flag(&[ok, back], 32);
+        assert_eq!((f.restarted, f.stalled), (vec![5001], vec![]));
     }
 }

@@ -1,0 +1,261 @@
+//! The serving loop: accept connections, serve each with hyper (HTTP/1.1), shut down
+//! gracefully — with the limits a server facing hostile clients needs.
+//!
+//! Our own accept loop (hyper-util) rather than `axum::serve`, for two reasons:
+//!
+//! * transport faults need the TCP connection: every request carries a
+//!   [`ConnKill`] that cuts its connection (RST or FIN-without-reply);
+//! * while the node is "down" (process-exit fault) the listener is closed and every
+//!   connection dropped, so clients get connection refused; the same address is bound
+//!   again when the node returns.
+//!
+//! Limits ([`ServeLimits`]), as in mini-redis's `server.rs`: a connection cap (a permit per
+//! connection, taken *before* `accept`, sized from the process's file-descriptor limit), a
+//! header-read timeout (slowloris), a header buffer cap (memory per connection), and
+//! exponential back-off on accept errors (out of file descriptors must not become a busy
+//! loop), logged at most once a second. Half-closed connections (the client shuts its
+//! write side after a complete request) still get their answer, as HTTP/1.1 requires.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::api::router;
+use crate::node::Node;
+use crate::sim::{Sim, SimOptions};
+use crate::transport::{ConnKill, Cut};
+
+/// Limits of the serving loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServeLimits {
+    /// Connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must send a complete request head within this (wall) time.
+    pub header_read_timeout: Duration,
+    /// Read buffer cap per connection: bounds what an unfinished header can hold.
+    pub max_header_bytes: usize,
+    /// First and last pause after a failed `accept`.
+    pub accept_backoff: (Duration, Duration),
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: connections_for_fd_limit(fd_limit()),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            accept_backoff: (Duration::from_millis(10), Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (1,024 where it cannot be read).
+pub fn fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer and reads nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc == 0 && lim.rlim_cur > 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// Leave room for the listener, log files, callback clients and the runtime: three
+/// quarters of what is left after 64 descriptors, at least 16, at most 65,536.
+pub fn connections_for_fd_limit(fds: u64) -> usize {
+    let usable = (fds.saturating_sub(64) / 4).saturating_mul(3);
+    usable.clamp(16, 65_536) as usize
+}
+
+/// Serve a node with default options (see [`serve_sim`]).
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    serve_sim(listener, Sim::new(node, SimOptions::default()), shutdown).await
+}
+
+/// Serve `sim` on `listener` until `shutdown` resolves, then drain connections
+/// (at most 2 s).
+pub async fn serve_sim(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let limits = sim.options.limits.unwrap_or_default();
+    let addr = listener.local_addr()?;
+    let ticker = tokio::spawn(sim.clone().run_ticker());
+    let mut down = sim.down_watch();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut listener = Some(listener);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = Backoff::new(limits.accept_backoff);
+    let result = 'outer: loop {
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => break Err(e),
+            },
+        };
+        let router = router(sim.clone());
+        let (close_tx, close_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        loop {
+            // A permit first: at the cap, new clients wait in the backlog, not in memory.
+            let accept = async {
+                let permit = permits.clone().acquire_owned().await;
+                (permit, l.accept().await)
+            };
+            tokio::select! {
+                _ = &mut shutdown => {
+                    let _ = close_tx.send(true);
+                    let drain = async { while conns.join_next().await.is_some() {} };
+                    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+                        conns.abort_all();
+                    }
+                    break 'outer Ok(());
+                }
+                _ = async { let _ = down.wait_for(|d| *d).await; } => break,
+                (permit, accepted) = accept => match (permit, accepted) {
+                    (Ok(permit), Ok((stream, _))) => {
+                        backoff.reset();
+                        conns.spawn(connection(stream, router.clone(), close_rx.clone(), limits, permit));
+                    }
+                    (_, Err(e)) => backoff.failed(&e).await,
+                    (Err(_), _) => unreachable_closed(),
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        tracing::warn!("simulated MLNode process exited (watcher os._exit); refusing connections");
+        drop(l);
+        conns.abort_all();
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            _ = async { let _ = down.wait_for(|d| !*d).await; } => {
+                tracing::info!("simulated MLNode restarted");
+            }
+        }
+    };
+    ticker.abort();
+    result
+}
+
+/// The semaphore is never closed; say so instead of panicking if that ever changes.
+fn unreachable_closed() {
+    tracing::error!("connection semaphore closed; no new connections are accepted");
+}
+
+/// Exponential back-off after accept errors, with the log rate-limited to once a second
+/// (the count of suppressed errors is reported with the next line).
+struct Backoff {
+    range: (Duration, Duration),
+    next: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Backoff {
+    fn new(range: (Duration, Duration)) -> Self {
+        Backoff {
+            range,
+            next: range.0,
+            last_log: None,
+            suppressed: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.range.0;
+    }
+
+    async fn failed(&mut self, e: &std::io::Error) {
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %e, suppressed = self.suppressed, pause_ms = self.next.as_millis() as u64,
+                "accept failed; backing off");
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.range.1);
+    }
+}
+
+/// Serve one connection; honour a [`ConnKill`] and graceful close. The permit is held
+/// until the connection ends.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: axum::Router,
+    mut close: watch::Receiver<bool>,
+    limits: ServeLimits,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    // A second handle on the socket, to cut it (RST via SO_LINGER 0, or FIN) on demand.
+    let handle = stream
+        .into_std()
+        .and_then(|s| s.try_clone().map(|d| (s, d)));
+    let Ok((std_stream, dup)) = handle else {
+        return;
+    };
+    let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+        return;
+    };
+    let (kill, kill_rx) = ConnKill::new();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(kill.clone());
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .half_close(true)
+        .serve_connection(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        cut = kill_rx => {
+            let sock = socket2::SockRef::from(&dup);
+            match cut {
+                Ok(Cut::Reset) => { let _ = sock.set_linger(Some(Duration::ZERO)); }
+                _ => { let _ = dup.shutdown(std::net::Shutdown::Both); }
+            }
+        }
+        _ = async { let _ = close.wait_for(|c| *c).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_cap_follows_the_fd_limit() {
+        assert_eq!(connections_for_fd_limit(1024), 720);
+        assert_eq!(connections_for_fd_limit(10), 16);
+        assert_eq!(connections_for_fd_limit(u64::MAX), 65_536);
+        assert!(fd_limit() > 0);
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests for `mlnode-validate` and `mlnode-make-artifact`: the binaries and
+//! the library against simulated nodes (and hostile test servers) on 127.0.0.1:0 with an
+//! accelerated clock. One test binary, one module per concern.
+
+mod hostile;
+mod make_artifact;
+mod output;
+mod phases;
+mod reports;
+mod signals;
+mod util;

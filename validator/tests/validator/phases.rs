@@ -1,0 +1,187 @@
+//! Phase behaviour and the inputs before any network call: skips, CLI overrides with
+//! provenance, reference problems and unusable report folders (exit 1, no report folder).
+
+use mlnode_sim::config::NodeConfig;
+use serde_json::Value;
+
+use crate::util::*;
+
+#[tokio::test]
+async fn cli_overrides_and_skips() {
+    let h = spawn_sim(deployed()).await;
+    let (out, text, _d) = validate(
+        &h.url(),
+        QWEN,
+        &[
+            "--skip-download",
+            "--skip-deploy",
+            "--skip-throughput",
+            "--p-mismatch",
+            "0.05",
+        ],
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{text}");
+    assert!(text.contains("[1/4] download: skipped (--skip-download)"));
+    assert!(text.contains("[2/4] deploy: skipped (--skip-deploy)"));
+    assert!(text.contains("[3/4] throughput: skipped (--skip-throughput)"));
+    let rep = report_json(&out);
+    assert_eq!(rep["stat_test"]["source"]["p_mismatch"], "cli");
+    assert_eq!(rep["stat_test"]["values"]["p_mismatch"], 0.05);
+    assert_eq!(rep["download"], Value::Null);
+    assert_eq!(rep["deploy"], Value::Null);
+    assert_eq!(rep["throughput"], Value::Null);
+    // --skip-validate → "validation skipped", exit 0.
+    let (out, _, _d) = validate(
+        &h.url(),
+        QWEN,
+        &[
+            "--skip-download",
+            "--skip-deploy",
+            "--skip-throughput",
+            "--skip-validate",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (out.exit_code, out.verdict.headline()),
+        (0, "validation skipped")
+    );
+    // --skip-deploy against a node with nothing running is an error.
+    let h2 = spawn_sim(NodeConfig::default()).await;
+    let (out, _, _d) = validate(&h2.url(), QWEN, &["--skip-download", "--skip-deploy"]).await;
+    assert_eq!(out.exit_code, 1);
+    assert!(out.error.unwrap().contains("--skip-deploy"));
+    // An already running vLLM: the deploy config was NOT applied, said in report and console.
+    let (out, text, _d) = validate(&h.url(), QWEN, &["--skip-download", "--skip-throughput"]).await;
+    assert_eq!(out.exit_code, 0);
+    let rep = report_json(&out);
+    assert_eq!(rep["deploy"]["action"], "already_running");
+    assert_eq!(rep["warnings"][0]["kind"], "deploy_config_not_applied");
+    assert!(text.contains("NOT applied"), "{text}");
+    let txt = std::fs::read_to_string(&out.reports.unwrap().txt).unwrap();
+    assert!(txt.contains("[deploy] already_running (elapsed 0.0s)  (vLLM was already up; the deploy config above was NOT applied)"), "{txt}");
+}
+
+#[tokio::test]
+async fn reference_problems_exit_1_before_any_network_call_and_make_no_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let exp = root.path().join("never-made");
+    let run = |model: &'static str, extra: Vec<String>| {
+        let exp = exp.clone();
+        async move {
+            let mut a: Vec<&str> = extra.iter().map(String::as_str).collect();
+            a.push("--exp-dir");
+            let e = exp.display().to_string();
+            a.push(&e);
+            // Nobody listens on port 9: any network call would fail differently.
+            validate("http://127.0.0.1:9", model, &a).await
+        }
+    };
+    // Missing: message names the model, the path, the sorted list and the bake command.
+    let (out, text, _d) = run("Nobody/None-7B", vec![]).await;
+    assert_eq!(out.exit_code, 1);
+    let e = out.error.clone().unwrap();
+    assert!(
+        e.contains("no golden reference for model 'Nobody/None-7B'"),
+        "{e}"
+    );
+    assert!(e.contains("nobody-none-7b.json"));
+    assert!(
+        e.contains("minimaxai-minimax-m2.7.json") && e.contains("qwen-qwen3-32b-fp8.json"),
+        "{e}"
+    );
+    assert!(e.contains("mlnode-make-artifact --mlnode-url <trusted_mlnode_url> --model 'Nobody/None-7B' --num-nonces 32 --out "), "{e}");
+    assert!(text.contains("ERROR: no golden reference"));
+    assert!(
+        out.reports.is_none() && !exp.exists(),
+        "no report folder for a usage error"
+    );
+
+    // Model mismatch: both ids.
+    let qwen_path = artifacts().join("qwen-qwen3-32b-fp8.json");
+    let (out, _, _d) = run(
+        MINIMAX,
+        strings(&["--reference", qwen_path.to_str().unwrap()]),
+    )
+    .await;
+    assert_eq!(out.exit_code, 1);
+    let e = out.error.unwrap();
+    assert!(
+        e.contains("'Qwen/Qwen3-32B-FP8'") && e.contains("'MiniMaxAI/MiniMax-M2.7'"),
+        "{e}"
+    );
+
+    // Invalid: the nonce and the reason.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v: Value = read_json(&qwen_path);
+    v["artifacts"][7]["vector_b64"] = Value::from("AAAA");
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let (out, _, _d) = run(QWEN, strings(&["--artifact", bad.to_str().unwrap()])).await;
+    assert!(out.error.unwrap().contains("bad vector at nonce 7"));
+    v["artifacts"][7] = v["artifacts"][6].clone();
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let (out, _, _d) = run(QWEN, strings(&["--artifact", bad.to_str().unwrap()])).await;
+    assert!(out.error.unwrap().contains("duplicate nonce 6"));
+
+    // Not a regular file (a FIFO would block, /dev/zero grow forever), or too large.
+    let (out, _, _d) = run(QWEN, strings(&["--reference", "/dev/zero"])).await;
+    assert!(out.error.unwrap().contains("not a regular file"));
+    let big = tmp.path().join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap(); // sparse
+    let (out, _, _d) = run(QWEN, strings(&["--reference", big.to_str().unwrap()])).await;
+    assert!(out.error.unwrap().contains("MiB limit"));
+    assert!(!exp.exists());
+}
+
+#[tokio::test]
+async fn an_unusable_exp_dir_is_found_before_the_phases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let h = spawn_sim(deployed()).await;
+    let t0 = std::time::Instant::now();
+    let (out, _, _d) = validate(
+        &h.url(),
+        QWEN,
+        &["--exp-dir", file.join("sub").to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.exit_code, 1);
+    assert!(out.error.unwrap().contains("cannot write reports"));
+    let journal = h.sim.journal.total();
+    assert_eq!(journal, 0, "no request reached the node");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_zero_warmup_still_flags_a_stalled_replica() {
+    let (out, text, _d) = validate(
+        "sim:stalled-replica",
+        QWEN,
+        &[
+            "--warmup-seconds",
+            "0",
+            "--measure-seconds",
+            "60",
+            "--sample-interval",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{text}");
+    let rep = report_json(&out);
+    assert_eq!(
+        rep["throughput"]["flags"]["stalled"],
+        serde_json::json!([5002]),
+        "{text}"
+    );
+    // --strict turns the warning into exit 1.
+    let (out, _, _d) = validate("sim:slow-replica", QWEN, &["--strict"]).await;
+    assert_eq!(out.exit_code, 1);
+    assert!(out.error.unwrap().contains("--strict: 1 warning(s)"));
+}
