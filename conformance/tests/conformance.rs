@@ -343,7 +343,7 @@ mod properties {
     use mlnode_protocol::vectors::{honest_unit, honest_vector, perturb, to_f16, VectorKey};
     use mlnode_protocol::wire::Artifact;
     use mlnode_sim::config::NodeConfig;
-    use mlnode_sim::mismatch::MismatchRule;
+    use mlnode_sim::deviation::MismatchRule;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use tower::ServiceExt;

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::mismatch::MismatchRule;
+use crate::deviation::MismatchRule;
 
 /// Node hardware and timings. Every duration is in simulated seconds.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

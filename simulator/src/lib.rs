@@ -16,7 +16,7 @@
 //! | [`node`] | the node's state machines, one submodule per endpoint group (models, inference, pow, state) + vector sources |
 //! | [`replica`] | one vLLM replica: health damping, virtual mining, job queue |
 //! | [`callbacks`] | `{url}/generated` / `{url}/validated` delivery with retries |
-//! | [`mismatch`] | mismatch models (noise floors, quantisation, forgery, batch effects) |
+//! | [`deviation`] | how a node deviates from honest vectors: the mismatch models (noise floors, quantisation, forgery, batch effects) |
 //! | [`refs`] | reference-backed honesty: serve golden references' own vectors |
 //! | [`config`] | `NodeConfig` and `Faults`: what a node is, as data |
 //! | [`fixtures`] | shipped profiles, catalogue, scenarios and references (compiled in) |
@@ -30,10 +30,10 @@ pub mod admin;
 pub mod api;
 pub mod callbacks;
 pub mod config;
+pub mod deviation;
 pub mod error;
 pub mod fixtures;
 pub mod journal;
-pub mod mismatch;
 pub mod node;
 pub mod refs;
 pub mod replica;

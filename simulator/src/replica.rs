@@ -110,6 +110,8 @@ impl Mining {
 pub struct Job {
     pub id: String,
     pub request: GenerateRequest,
+    /// The request's stat test, resolved when it was accepted.
+    pub stat_test: mlnode_protocol::StatTest,
     pub status: JobStatus,
     pub enqueued: f64,
     pub ends: Option<f64>,

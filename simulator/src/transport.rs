@@ -20,7 +20,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::sim::Sim;
+use crate::clock::SimClock;
 
 /// A latency law in simulated milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,16 +266,17 @@ impl ConnKill {
     }
 }
 
-/// Apply transport faults to one request (called from the router's single middleware).
-pub async fn apply(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
+/// Apply the faults in `faults` to one request (called from the router's single
+/// middleware); `clock` scales the latencies. Fault data and its application meet here
+/// without this module knowing the served state.
+pub async fn apply(faults: &Faults, clock: SimClock, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/sim/v1/") {
         return next.run(req).await; // the admin API must stay reachable to clear faults
     }
-    let Some((kind, ms)) = sim.transport.decide(path) else {
+    let Some((kind, ms)) = faults.decide(path) else {
         return next.run(req).await;
     };
-    let clock = sim.node().clock;
     match kind {
         FaultKind::Latency { .. } => {
             clock.sleep(ms / 1000.0).await;

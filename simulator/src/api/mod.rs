@@ -85,9 +85,14 @@ async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Respo
 async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
     use futures_util::FutureExt;
     let path = req.uri().path().to_owned();
-    let mut resp = match std::panic::AssertUnwindSafe(crate::transport::apply(sim, req, next))
-        .catch_unwind()
-        .await
+    let mut resp = match std::panic::AssertUnwindSafe(crate::transport::apply(
+        &sim.transport,
+        sim.node().clock,
+        req,
+        next,
+    ))
+    .catch_unwind()
+    .await
     {
         Ok(resp) => resp,
         Err(p) => {

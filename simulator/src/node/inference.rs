@@ -1,6 +1,11 @@
 //! Inference startup behind `/api/v1/inference/up*`, `/down` (mlnode-api §4.2, §3.2).
 
-use super::*;
+use axum::http::StatusCode;
+use mlnode_protocol::wire::{InferenceInitRequest, StartupState, StartupStatus, StatusMessage};
+
+use super::{DeployOutcome, Inner, Node, Startup};
+use crate::config::DeployFault;
+use crate::error::ApiError;
 
 impl Node {
     pub(super) fn is_running(&self, g: &Inner, now: f64) -> bool {

@@ -24,28 +24,21 @@ mod state;
 pub use sources::VectorSource;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::StatusCode;
 use mlnode_protocol::partition::NonceGroup;
-use mlnode_protocol::vectors;
-use mlnode_protocol::verdict::{self, VerdictError};
 use mlnode_protocol::wire::*;
-use mlnode_protocol::{Vector, SERVER_DEFAULTS};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
 use crate::callbacks::{Callback, CallbackSink};
 use crate::clock::SimClock;
-use crate::config::{DeployFault, DownloadFault, NodeConfig};
+use crate::config::{DeployFault, NodeConfig};
 use crate::error::ApiError;
 use crate::fixtures::{Catalog, Profile};
-use crate::mismatch::{rule_rng, BatchPosition, Deviation};
 use crate::refs::RefStore;
-use crate::replica::{
-    Job, Mining, Replica, CALLBACK_INTERVAL_SECONDS, CALLBACK_MAX_ARTIFACTS, MAX_QUEUED_NONCES,
-};
+use crate::replica::{Mining, Replica, CALLBACK_INTERVAL_SECONDS, CALLBACK_MAX_ARTIFACTS};
 
 /// The MLNode→replica call timeout (G-PROXY `call_backend`).
 pub const PROXY_TIMEOUT_SECONDS: f64 = 60.0;
@@ -450,7 +443,7 @@ impl Node {
                     let Some(mut job) = r.queue.pop_front() else {
                         break;
                     };
-                    match self.compute(&job.request) {
+                    match self.compute(&job.request, &job.stat_test) {
                         Ok(result) => {
                             job.status = JobStatus::Completed;
                             if let Some(url) = job.request.url.clone() {

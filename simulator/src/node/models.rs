@@ -1,6 +1,15 @@
 //! Model cache management behind `/api/v1/models/*` (mlnode-api §4.1).
 
-use super::*;
+use axum::http::StatusCode;
+use mlnode_protocol::wire::{
+    DeleteModelResponse, DownloadProgress, DownloadStartResponse, Model, ModelListEntry,
+    ModelListResponse, ModelStatus, ModelStatusResponse, SpaceResponse,
+};
+use sha2::{Digest, Sha256};
+
+use super::{DownloadOutcome, DownloadTask, Inner, Node, MAX_DOWNLOADS};
+use crate::config::DownloadFault;
+use crate::error::ApiError;
 
 impl Node {
     pub(super) fn model_status_locked(

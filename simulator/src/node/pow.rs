@@ -1,6 +1,20 @@
 //! PoC v2 proxy semantics behind `/api/v1/inference/pow/*` (mlnode-api §4.3, §6).
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use mlnode_protocol::partition::NonceGroup;
+use mlnode_protocol::wire::{
+    AggregateStatus, BackendStatus, GenerateRequest, GenerateResponse, InitGenerateRequest,
+    InitGenerateResponse, JobPollResponse, JobStatus, PoCParams, PortError, PortResult,
+    PowStatusResponse, StopResponse, DEFAULT_BATCH_SIZE,
+};
+use mlnode_protocol::{StatTest, SERVER_DEFAULTS};
+use serde_json::{json, Value};
+
+use super::{uuid, Inner, Node, CONNECT_ERROR, PROXY_TIMEOUT_SECONDS};
+use crate::error::ApiError;
+use crate::replica::{Job, Mining, MAX_QUEUED_NONCES};
 
 impl Node {
     /// Healthy replica indices, sorted by port.
@@ -243,7 +257,7 @@ impl Node {
         g: &Inner,
         req: &GenerateRequest,
         now: f64,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<(usize, StatTest), ApiError> {
         let healthy = Self::healthy(g, now);
         if healthy.is_empty() {
             return Err(ApiError::no_backends());
@@ -274,12 +288,14 @@ impl Node {
         if req.params.model != runner.model {
             return Err(Self::params_mismatch(&req.params, &runner.model));
         }
-        if let Some(st) = &req.stat_test {
-            SERVER_DEFAULTS.merged(st).check().map_err(|e| {
+        // The request's stat test, resolved once: the job carries it to `compute`.
+        let st = SERVER_DEFAULTS.merged(req.stat_test.as_ref().unwrap_or(&Default::default()));
+        if req.stat_test.is_some() {
+            st.check().map_err(|e| {
                 ApiError::value_error(&["body", "stat_test"], e.to_string(), Value::Null)
             })?;
         }
-        Ok(idx)
+        Ok((idx, st))
     }
 
     /// `POST /api/v1/inference/pow/generate`.
@@ -293,10 +309,10 @@ impl Node {
             ));
         }
         let t0 = self.clock.now();
-        let (idx, port) = {
+        let (idx, port, stat_test) = {
             let mut g = self.lock();
             self.advance(&mut g, t0);
-            let idx = self.route_generate(&g, &req, t0)?;
+            let (idx, stat_test) = self.route_generate(&g, &req, t0)?;
             let Some(runner) = g.runner.as_mut() else {
                 return Err(ApiError::no_backends());
             };
@@ -314,6 +330,7 @@ impl Node {
                 r.queue.push_back(Job {
                     id: id.clone(),
                     request: req,
+                    stat_test,
                     status: JobStatus::Queued,
                     enqueued: t0,
                     ends: None,
@@ -330,7 +347,7 @@ impl Node {
                     queued_count,
                 });
             }
-            (idx, r.port)
+            (idx, r.port, stat_test)
         };
         // wait=true: spin while the replica mines, then compute; the MLNode gives up at 60 s.
         let deadline = t0 + PROXY_TIMEOUT_SECONDS;
@@ -368,7 +385,7 @@ impl Node {
             return Err(timeout());
         }
         self.clock.sleep(secs).await;
-        let result = self.compute(&req)?;
+        let result = self.compute(&req, &stat_test)?;
         Ok(GenerateResponse::Completed {
             status: "completed".into(),
             request_id: uuid(),

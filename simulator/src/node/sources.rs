@@ -1,7 +1,19 @@
 //! The node's vectors: per-request sources (reference-backed, generated, moved by
 //! mismatch rules) and explicit-nonce compute (artifacts or a verdict).
 
-use super::*;
+use std::collections::HashMap;
+
+use mlnode_protocol::verdict::VerdictError;
+use mlnode_protocol::wire::{
+    Artifact, ArtifactsResult, Encoding, GenerateRequest, JobResult, PoCParams, ValidationResult,
+    DEFAULT_BATCH_SIZE,
+};
+use mlnode_protocol::{vectors, verdict, StatTest, Vector};
+use serde_json::Value;
+
+use super::Node;
+use crate::deviation::{rule_rng, BatchPosition, Deviation};
+use crate::error::ApiError;
 
 impl Node {
     /// Everything per request a vector depends on, resolved once: the hashed round, the
@@ -41,7 +53,11 @@ impl Node {
     }
 
     /// Artifacts or a verdict for an explicit-nonce request.
-    pub(super) fn compute(&self, req: &GenerateRequest) -> Result<JobResult, ApiError> {
+    pub(super) fn compute(
+        &self,
+        req: &GenerateRequest,
+        st: &StatTest,
+    ) -> Result<JobResult, ApiError> {
         let src = self.source(
             &req.params,
             &req.block_hash,
@@ -63,8 +79,6 @@ impl Node {
                 encoding: Encoding::f16_le(req.params.k_dim),
             })),
             Some(v) => {
-                let st =
-                    SERVER_DEFAULTS.merged(req.stat_test.as_ref().unwrap_or(&Default::default()));
                 if self.cfg.faults.lying_validation {
                     return Ok(JobResult::Validation(ValidationResult {
                         n_total: req.nonces.len() as u64,
@@ -78,7 +92,7 @@ impl Node {
                     &req.nonces,
                     &v.artifacts,
                     |i, n, out| src.fill_f32(i, n, out),
-                    &st,
+                    st,
                 )
                 .map(JobResult::Validation)
                 .map_err(|e| match e {

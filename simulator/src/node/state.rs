@@ -1,6 +1,11 @@
 //! Node state, versions, health and readiness (mlnode-api §4.4).
 
-use super::*;
+use mlnode_protocol::wire::{
+    GpuDevice, GpuInfo, HealthResponse, ManagerHealth, Managers, ServiceState, StateResponse,
+    VersionsResponse,
+};
+
+use super::{Node, Startup};
 
 impl Node {
     /// `GET /api/v1/state`.
