@@ -114,3 +114,45 @@ async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
 
 /// The header on every answer that says the simulated clock's scale.
 pub const TIME_SCALE_HEADER: &str = "x-sim-time-scale";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A panicking handler is a JSON 500, the node reports itself unhealthy, and the next
+    /// request is served.
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_and_marks_the_node_unhealthy() {
+        let node = crate::build_node(crate::NodeConfig::default(), None).unwrap();
+        let sim = Sim::new(node.clone(), SimOptions::default());
+        let app = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    let empty: Vec<String> = Vec::new();
+                    empty[1].clone()
+                }),
+            )
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .layer(from_fn_with_state(sim.clone(), observe))
+            .with_state(sim);
+        let req = |p: &str| {
+            Request::builder()
+                .uri(p)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let resp = app.clone().oneshot(req("/boom")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("/boom"), "{v}");
+        assert!(node.internal_error().is_some());
+        assert!(node.health().status == "unhealthy");
+        let resp = app.oneshot(req("/ok")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}

@@ -431,21 +431,26 @@ async fn bench_matrix(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
         for s in mlnode_sim::fixtures::all_scenarios()? {
             let e = s.expect.clone().context("expect")?;
             let exp = tmp.join(format!("m{run}-{}", s.name));
-            let args = mlnode_validator::ValidateArgs::try_parse_from([
-                "mlnode-validate",
-                "--mlnode-url",
-                &format!("sim:{}", s.name),
-                "--model",
-                &e.model,
-                "--time-scale",
-                "2000",
-                "--download-timeout",
-                "600",
-                "--deploy-timeout",
-                "600",
-                "--exp-dir",
-                exp.to_str().context("path")?,
-            ])?;
+            let args = mlnode_validator::ValidateArgs::try_parse_from(
+                [
+                    "mlnode-validate",
+                    "--mlnode-url",
+                    &format!("sim:{}", s.name),
+                    "--model",
+                    &e.model,
+                    "--time-scale",
+                    "2000",
+                    "--download-timeout",
+                    "600",
+                    "--deploy-timeout",
+                    "600",
+                    "--exp-dir",
+                    exp.to_str().context("path")?,
+                ]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(e.args.iter().cloned()),
+            )?;
             let (console, _) = mlnode_validator::console::Console::buffer();
             let o = mlnode_validator::run(args, console, std::future::pending()).await;
             if o.exit_code != e.exit_code {

@@ -1,0 +1,11 @@
+//! Integration tests for `mlnode-sim`: a real server per test on 127.0.0.1:0 with an
+//! accelerated clock, driven over HTTP like validate.py and DAPI drive a node. One test
+//! binary, one module per concern; set-up lives in `util`.
+
+mod admin;
+mod api;
+mod callbacks;
+mod hardening;
+mod malformed;
+mod scenarios;
+mod util;
