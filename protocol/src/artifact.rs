@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::codec::{DecodeError, Vector};
@@ -45,86 +47,160 @@ pub enum ReferenceError {
     DuplicateNonce(i64),
 }
 
-/// A golden reference. Optional keys keep their absence (`None`), so a file round-trips.
-#[derive(Debug, Clone, PartialEq)]
+/// A golden reference, in `make_artifact.py`'s key order: serde writes the fields in
+/// declaration order (the order is spelled once, here), `stat_test`, `notes` and unknown
+/// keys follow `encoding`, and `artifacts` comes last. Optional keys keep their absence
+/// (`None`), so a file round-trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reference {
     pub model: String,
+    #[serde(deserialize_with = "positive")]
     pub seq_len: u32,
+    #[serde(deserialize_with = "positive")]
     pub k_dim: u32,
     pub block_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_height: Option<i64>,
     pub public_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dist_threshold: Option<f64>,
-    /// The raw `stat_test` object (hand-added in committed references).
-    pub stat_test: Option<Map<String, Value>>,
+    /// `Some(None)` is an explicit `null` (make_artifact.py without `--batch-size`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub collection_batch_size: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_args: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    pub notes: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<Encoding>,
-    pub artifacts: Vec<Artifact>,
+    /// The raw `stat_test` object (hand-added in committed references); its values must be
+    /// numbers.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stat_test_block"
+    )]
+    pub stat_test: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Value>,
     /// Keys this format does not know, in file order.
+    #[serde(flatten)]
     pub extra: Map<String, Value>,
+    pub artifacts: Vec<Artifact>,
 }
 
-/// `make_artifact.py`'s key order.
-const KEY_ORDER: [&str; 15] = [
+fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = u32::deserialize(d)?;
+    if v == 0 {
+        return Err(D::Error::custom("must be positive"));
+    }
+    Ok(v)
+}
+
+/// A present key becomes `Some`, its `null` `Some(None)`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    let v = Option::<u32>::deserialize(d)?;
+    if v == Some(0) {
+        return Err(D::Error::custom("must be positive"));
+    }
+    Ok(Some(v))
+}
+
+fn stat_test_block<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Map<String, Value>>, D::Error> {
+    let m = Map::<String, Value>::deserialize(d)?;
+    for key in ["p_mismatch", "fraud_threshold", "dist_threshold"] {
+        if m.get(key).is_some_and(|v| !v.is_number()) {
+            return Err(D::Error::custom("values must be numbers"));
+        }
+    }
+    Ok(Some(m))
+}
+
+/// What each key must be, for errors that name it.
+const EXPECTED: [(&str, &str); 16] = [
+    ("model", "a string"),
+    ("seq_len", "a positive integer"),
+    ("k_dim", "a positive integer"),
+    ("block_hash", "a string"),
+    ("block_height", "an integer"),
+    ("public_key", "a string"),
+    ("node_id", "an integer"),
+    ("node_count", "an integer"),
+    ("dist_threshold", "a number"),
+    ("collection_batch_size", "a positive integer or null"),
+    ("additional_args", "a list of strings"),
+    ("source", "a string"),
+    ("generated_at", "a string"),
+    ("encoding", "an object {dtype, k_dim, endian}"),
+    ("stat_test", "an object of numbers"),
+    ("artifacts", "a list of {nonce, vector_b64}"),
+];
+
+/// The required keys, as validate.py lists them.
+const REQUIRED: [&str; 6] = [
     "model",
     "seq_len",
     "k_dim",
     "block_hash",
-    "block_height",
     "public_key",
-    "node_id",
-    "node_count",
-    "dist_threshold",
-    "collection_batch_size",
-    "additional_args",
-    "source",
-    "generated_at",
-    "encoding",
     "artifacts",
 ];
 
-fn req<'a>(m: &'a Map<String, Value>, key: &'static str) -> Result<&'a Value, ReferenceError> {
-    m.get(key).ok_or(ReferenceError::MissingKey(key))
-}
-
-fn as_str(v: &Value, key: &'static str) -> Result<String, ReferenceError> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or(ReferenceError::WrongType {
-            key,
-            expected: "a string",
-        })
-}
-
-fn as_i64(v: &Value, key: &'static str) -> Result<i64, ReferenceError> {
-    v.as_i64().ok_or(ReferenceError::WrongType {
-        key,
-        expected: "an integer",
-    })
-}
-
-fn as_u32(v: &Value, key: &'static str) -> Result<u32, ReferenceError> {
-    v.as_u64()
-        .and_then(|x| u32::try_from(x).ok())
-        .filter(|&x| x > 0)
-        .ok_or(ReferenceError::WrongType {
-            key,
-            expected: "a positive integer",
-        })
-}
-
-fn opt<T>(
-    m: &Map<String, Value>,
-    key: &'static str,
-    f: impl Fn(&Value, &'static str) -> Result<T, ReferenceError>,
-) -> Result<Option<T>, ReferenceError> {
-    m.get(key).map(|v| f(v, key)).transpose()
+/// A serde error, named: the key (or the artifact's index) and what it must be.
+fn named(e: serde_path_to_error::Error<serde_json::Error>) -> ReferenceError {
+    use serde_path_to_error::Segment;
+    let inner = e.inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return ReferenceError::Json(inner.to_string());
+    }
+    let segments: Vec<&Segment> = e.path().iter().collect();
+    let msg = inner.to_string();
+    match segments.as_slice() {
+        [] => {
+            if let Some(key) = REQUIRED
+                .iter()
+                .find(|k| msg.starts_with(&format!("missing field `{k}`")))
+            {
+                ReferenceError::MissingKey(key)
+            } else if msg.starts_with("invalid type") {
+                ReferenceError::NotAnObject
+            } else {
+                ReferenceError::Json(msg)
+            }
+        }
+        [Segment::Map { key }, Segment::Seq { index }, rest @ ..] if key == "artifacts" => {
+            let field = match rest.first() {
+                Some(Segment::Map { key }) => format!("'{key}': "),
+                _ => String::new(),
+            };
+            let reason = if msg.starts_with("missing field") {
+                msg.replace('`', "'")
+            } else {
+                format!("{field}{}", msg.split(" at line").next().unwrap_or(&msg))
+            };
+            ReferenceError::BadArtifact {
+                index: *index,
+                reason,
+            }
+        }
+        [Segment::Map { key }, ..] => match EXPECTED.iter().find(|(k, _)| k == key) {
+            Some((key, expected)) => ReferenceError::WrongType { key, expected },
+            None => ReferenceError::Json(msg),
+        },
+        _ => ReferenceError::Json(msg),
+    }
 }
 
 impl Reference {
@@ -139,79 +215,12 @@ impl Reference {
 
     /// Parse and check a reference from JSON text.
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| ReferenceError::Json(e.to_string()))?;
-        let Value::Object(mut m) = value else {
-            return Err(ReferenceError::NotAnObject);
-        };
-        let artifacts = parse_artifacts(req(&m, "artifacts")?)?;
-        let reference = Reference {
-            model: as_str(req(&m, "model")?, "model")?,
-            seq_len: as_u32(req(&m, "seq_len")?, "seq_len")?,
-            k_dim: as_u32(req(&m, "k_dim")?, "k_dim")?,
-            block_hash: as_str(req(&m, "block_hash")?, "block_hash")?,
-            public_key: as_str(req(&m, "public_key")?, "public_key")?,
-            block_height: opt(&m, "block_height", as_i64)?,
-            node_id: opt(&m, "node_id", as_i64)?,
-            node_count: opt(&m, "node_count", as_i64)?,
-            dist_threshold: opt(&m, "dist_threshold", |v, key| {
-                v.as_f64().ok_or(ReferenceError::WrongType {
-                    key,
-                    expected: "a number",
-                })
-            })?,
-            stat_test: opt(&m, "stat_test", |v, key| {
-                v.as_object().cloned().ok_or(ReferenceError::WrongType {
-                    key,
-                    expected: "an object",
-                })
-            })?,
-            collection_batch_size: opt(&m, "collection_batch_size", |v, key| {
-                if v.is_null() {
-                    Ok(None)
-                } else {
-                    as_u32(v, key).map(Some)
-                }
-            })?,
-            additional_args: opt(&m, "additional_args", |v, key| {
-                serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
-                    ReferenceError::WrongType {
-                        key,
-                        expected: "a list of strings",
-                    }
-                })
-            })?,
-            source: opt(&m, "source", as_str)?,
-            notes: m.get("notes").cloned(),
-            generated_at: opt(&m, "generated_at", as_str)?,
-            encoding: opt(&m, "encoding", |v, key| {
-                serde_json::from_value::<Encoding>(v.clone()).map_err(|_| {
-                    ReferenceError::WrongType {
-                        key,
-                        expected: "an object {dtype, k_dim, endian}",
-                    }
-                })
-            })?,
-            artifacts,
-            extra: Map::new(),
-        };
-        if let Some(st) = &reference.stat_test {
-            for key in ["p_mismatch", "fraud_threshold", "dist_threshold"] {
-                if let Some(v) = st.get(key) {
-                    if !v.is_number() {
-                        return Err(ReferenceError::WrongType {
-                            key: "stat_test",
-                            expected: "an object of numbers",
-                        });
-                    }
-                }
-            }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let reference: Reference = serde_path_to_error::deserialize(&mut de).map_err(named)?;
+        de.end().map_err(|e| ReferenceError::Json(e.to_string()))?;
+        if reference.artifacts.is_empty() {
+            return Err(ReferenceError::EmptyArtifacts);
         }
-        for key in KEY_ORDER.iter().chain(&["stat_test", "notes"]) {
-            m.remove(*key);
-        }
-        let mut reference = reference;
-        reference.extra = m;
         reference.check_vectors()?;
         Ok(reference)
     }
@@ -268,62 +277,9 @@ impl Reference {
         self.artifacts.iter().map(|a| a.nonce).collect()
     }
 
-    /// JSON object in `make_artifact.py` key order; `stat_test`, `notes` and unknown keys
-    /// follow `encoding`, and `artifacts` comes last.
+    /// The JSON object, in `make_artifact.py` key order (the struct's).
     pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("model".into(), Value::from(self.model.clone()));
-        m.insert("seq_len".into(), Value::from(self.seq_len));
-        m.insert("k_dim".into(), Value::from(self.k_dim));
-        m.insert("block_hash".into(), Value::from(self.block_hash.clone()));
-        if let Some(v) = self.block_height {
-            m.insert("block_height".into(), Value::from(v));
-        }
-        m.insert("public_key".into(), Value::from(self.public_key.clone()));
-        if let Some(v) = self.node_id {
-            m.insert("node_id".into(), Value::from(v));
-        }
-        if let Some(v) = self.node_count {
-            m.insert("node_count".into(), Value::from(v));
-        }
-        if let Some(v) = self.dist_threshold {
-            m.insert("dist_threshold".into(), Value::from(v));
-        }
-        if let Some(v) = self.collection_batch_size {
-            m.insert(
-                "collection_batch_size".into(),
-                v.map_or(Value::Null, Value::from),
-            );
-        }
-        if let Some(v) = &self.additional_args {
-            m.insert("additional_args".into(), Value::from(v.clone()));
-        }
-        if let Some(v) = &self.source {
-            m.insert("source".into(), Value::from(v.clone()));
-        }
-        if let Some(v) = &self.generated_at {
-            m.insert("generated_at".into(), Value::from(v.clone()));
-        }
-        if let Some(v) = &self.encoding {
-            m.insert(
-                "encoding".into(),
-                serde_json::to_value(v).unwrap_or(Value::Null),
-            );
-        }
-        if let Some(v) = &self.stat_test {
-            m.insert("stat_test".into(), Value::Object(v.clone()));
-        }
-        if let Some(v) = &self.notes {
-            m.insert("notes".into(), v.clone());
-        }
-        for (k, v) in &self.extra {
-            m.insert(k.clone(), v.clone());
-        }
-        m.insert(
-            "artifacts".into(),
-            serde_json::to_value(&self.artifacts).unwrap_or(Value::Null),
-        );
-        Value::Object(m)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// Pretty JSON (2-space indent) with a trailing newline, as `make_artifact.py` writes it.
@@ -332,38 +288,6 @@ impl Reference {
         s.push('\n');
         s
     }
-}
-
-fn parse_artifacts(v: &Value) -> Result<Vec<Artifact>, ReferenceError> {
-    let list = v.as_array().ok_or(ReferenceError::WrongType {
-        key: "artifacts",
-        expected: "a list of {nonce, vector_b64}",
-    })?;
-    if list.is_empty() {
-        return Err(ReferenceError::EmptyArtifacts);
-    }
-    list.iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let bad = |reason: &str| ReferenceError::BadArtifact {
-                index,
-                reason: reason.to_owned(),
-            };
-            let o = item.as_object().ok_or_else(|| bad("must be an object"))?;
-            let nonce = o
-                .get("nonce")
-                .ok_or_else(|| bad("missing 'nonce'"))?
-                .as_i64()
-                .ok_or_else(|| bad("'nonce' must be an integer"))?;
-            let vector_b64 = o
-                .get("vector_b64")
-                .ok_or_else(|| bad(&format!("missing 'vector_b64' (nonce {nonce})")))?
-                .as_str()
-                .ok_or_else(|| bad(&format!("'vector_b64' must be a string (nonce {nonce})")))?
-                .to_owned();
-            Ok(Artifact { nonce, vector_b64 })
-        })
-        .collect()
 }
 
 #[cfg(test)]

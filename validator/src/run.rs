@@ -15,7 +15,7 @@ use crate::outcome::Outcome;
 use crate::phases::{self, Ctx, Records};
 use crate::reference;
 use crate::report::{
-    self, py, ClockInfo, DeployConfig, PocParams, ReferenceInfo, ToolInfo, ValidateConfig,
+    self, py, ClockInfo, DeployConfig, PocParams, ReferenceInfo, Round, ToolInfo, ValidateConfig,
     ValidateReport, ValidationRecord, Warning, WarningKind,
 };
 use crate::verdict::{Signal, Verdict};
@@ -95,12 +95,7 @@ fn config(args: &ValidateArgs, inputs: &Inputs, timestamp: String) -> ValidateCo
         reference: ReferenceInfo {
             path: inputs.ref_path.display().to_string(),
             model: r.model.clone(),
-            seq_len: r.seq_len,
-            k_dim: r.k_dim,
-            block_hash: r.block_hash.clone(),
-            public_key: r.public_key.clone(),
-            node_id: r.node_id_or_default(),
-            node_count: r.node_count_or_default(),
+            round: Round::of(r),
             n_vectors: r.artifacts.len(),
             source: r.source.clone(),
             additional_args: r.additional_args.clone().unwrap_or_default(),
@@ -111,12 +106,7 @@ fn config(args: &ValidateArgs, inputs: &Inputs, timestamp: String) -> ValidateCo
             source: "reference.additional_args + CLI overrides; --tp-size / --max-model-len add-or-update".into(),
         },
         poc_params: PocParams {
-            seq_len: r.seq_len,
-            k_dim: r.k_dim,
-            block_hash: r.block_hash.clone(),
-            public_key: r.public_key.clone(),
-            node_id: r.node_id_or_default(),
-            node_count: r.node_count_or_default(),
+            round: Round::of(r),
             throughput_batch_size: args.batch_size,
             validation_batch_size: args.validation_batch_size,
             source: "PoC params come from the reference JSON; batch sizes come from CLI (unset = server default)".into(),
@@ -159,12 +149,12 @@ fn preamble(
     console.line(format!("Experiment dir:   {}", inputs.exp_dir.display()));
     console.line(format!(
         "PoC params:       seq_len={}  k_dim={}  block_hash={}  public_key={}  node_id={}  node_count={}",
-        r.seq_len,
-        r.k_dim,
-        py::str_repr(&r.block_hash),
-        py::str_repr(&r.public_key),
-        r.node_id,
-        r.node_count
+        r.round.seq_len,
+        r.round.k_dim,
+        py::str_repr(&r.round.block_hash),
+        py::str_repr(&r.round.public_key),
+        r.round.node_id,
+        r.round.node_count
     ));
     console.line(format!(
         "Deploy config:    dtype={}  additional_args={}",
@@ -172,15 +162,9 @@ fn preamble(
         py::str_list(&c.deploy_config.additional_args)
     ));
     console.line(format!("  source:         {}", c.deploy_config.source));
-    let (v, s) = (&c.stat_test.values, &c.stat_test.source);
     console.line(format!(
-        "Stat test:        dist_threshold={} ({}), p_mismatch={} ({}), fraud_threshold={} ({})",
-        py::float(v.dist_threshold),
-        s.dist_threshold,
-        py::float(v.p_mismatch),
-        s.p_mismatch,
-        py::float(v.fraud_threshold),
-        s.fraud_threshold
+        "Stat test:        {}",
+        report::txt::stat_test(&c.stat_test)
     ));
     console.line(format!(
         "Clock:            {}× ({}); durations are simulated seconds",

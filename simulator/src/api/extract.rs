@@ -15,52 +15,46 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
-/// `Path<T>` with a JSON `{"detail": ...}` rejection (axum's is plain text), e.g. for a
-/// path segment that is not valid UTF-8 or not a number. FastAPI answers 422 there.
-pub struct PathParam<T>(pub T);
+/// An axum parts extractor whose rejection is FastAPI's JSON `{"detail": ...}` 422
+/// (axum's own is plain text), e.g. for a path segment that is not valid UTF-8 or not a
+/// number, or a malformed query string.
+macro_rules! json_rejecting {
+    ($(#[$doc:meta])* $name:ident, $inner:ident, $what:literal) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<S, T> axum::extract::FromRequestParts<S> for PathParam<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned + Send,
-{
-    type Rejection = ApiError;
+        impl<S, T> axum::extract::FromRequestParts<S> for $name<T>
+        where
+            S: Send + Sync,
+            T: DeserializeOwned + Send,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| PathParam(p.0))
-            .map_err(|e| {
-                ApiError::unprocessable(format!("invalid path parameter: {}", e.body_text()))
-            })
-    }
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                axum::extract::$inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|x| $name(x.0))
+                    .map_err(|e| ApiError::unprocessable(format!(concat!($what, ": {}"), e.body_text())))
+            }
+        }
+    };
 }
 
-/// `Query<T>` with a JSON `{"detail": ...}` rejection.
-pub struct QueryParam<T>(pub T);
-
-impl<S, T> axum::extract::FromRequestParts<S> for QueryParam<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned + Send,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| QueryParam(q.0))
-            .map_err(|e| {
-                ApiError::unprocessable(format!("invalid query string: {}", e.body_text()))
-            })
-    }
-}
+json_rejecting!(
+    /// `Path<T>` with a JSON rejection.
+    PathParam,
+    Path,
+    "invalid path parameter"
+);
+json_rejecting!(
+    /// `Query<T>` with a JSON rejection.
+    QueryParam,
+    Query,
+    "invalid query string"
+);
 
 /// `Json<T>` for request bodies, with FastAPI's error shapes.
 pub struct Json<T>(pub T);

@@ -127,10 +127,8 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<ValidationResponse, Failure> {
     let n_total = ctx.reference.artifacts.len();
     let v = &ctx.stat_test.values;
     ctx.console.line(Phase::Validate.header(&format!(
-        "sending {n_total} vectors  stat_test: dist_threshold={}, p_mismatch={}, fraud_threshold={}",
-        py::float(v.dist_threshold),
-        py::float(v.p_mismatch),
-        py::float(v.fraud_threshold)
+        "sending {n_total} vectors  stat_test: {}",
+        crate::report::txt::stat_test(ctx.stat_test)
     )));
     let _p = ctx
         .console

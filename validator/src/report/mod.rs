@@ -25,17 +25,38 @@ use crate::verdict::Verdict;
 
 pub use files::{write_all, write_atomic, ReportPaths};
 
-/// `reference`: what the golden reference says about itself.
+/// The PoC round a reference was recorded in (flattened into `reference` and
+/// `poc_params`, keys in validate.py's order).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReferenceInfo {
-    pub path: String,
-    pub model: String,
+pub struct Round {
     pub seq_len: u32,
     pub k_dim: u32,
     pub block_hash: String,
     pub public_key: String,
     pub node_id: i64,
     pub node_count: i64,
+}
+
+impl Round {
+    pub fn of(r: &mlnode_protocol::Reference) -> Self {
+        Round {
+            seq_len: r.seq_len,
+            k_dim: r.k_dim,
+            block_hash: r.block_hash.clone(),
+            public_key: r.public_key.clone(),
+            node_id: r.node_id_or_default(),
+            node_count: r.node_count_or_default(),
+        }
+    }
+}
+
+/// `reference`: what the golden reference says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferenceInfo {
+    pub path: String,
+    pub model: String,
+    #[serde(flatten)]
+    pub round: Round,
     pub n_vectors: usize,
     pub source: Option<String>,
     pub additional_args: Vec<String>,
@@ -53,12 +74,8 @@ pub struct DeployConfig {
 /// when unset (the node's default applies), as the newest validate.py does.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PocParams {
-    pub seq_len: u32,
-    pub k_dim: u32,
-    pub block_hash: String,
-    pub public_key: String,
-    pub node_id: i64,
-    pub node_count: i64,
+    #[serde(flatten)]
+    pub round: Round,
     pub throughput_batch_size: Option<u32>,
     pub validation_batch_size: Option<u32>,
     pub source: String,

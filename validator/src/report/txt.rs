@@ -33,15 +33,15 @@ pub fn render(r: &ValidateReport) -> String {
     l.push("PoC params (from reference unless noted):".into());
     l.push(format!(
         "  seq_len={}  k_dim={}  block_hash={}  public_key={}",
-        p.seq_len,
-        p.k_dim,
-        py::str_repr(&p.block_hash),
-        py::str_repr(&p.public_key)
+        p.round.seq_len,
+        p.round.k_dim,
+        py::str_repr(&p.round.block_hash),
+        py::str_repr(&p.round.public_key)
     ));
     l.push(format!(
         "  node_id={}  node_count={}  throughput_batch_size={}  validation_batch_size={}",
-        p.node_id,
-        p.node_count,
+        p.round.node_id,
+        p.round.node_count,
         batch(p.throughput_batch_size),
         batch(p.validation_batch_size)
     ));
@@ -52,16 +52,7 @@ pub fn render(r: &ValidateReport) -> String {
         py::str_list(&c.deploy_config.additional_args)
     ));
     l.push("Stat test (server-default -> artifact -> cli):".into());
-    let (v, s) = (&c.stat_test.values, &c.stat_test.source);
-    l.push(format!(
-        "  dist_threshold={} ({}), p_mismatch={} ({}), fraud_threshold={} ({})",
-        py::float(v.dist_threshold),
-        s.dist_threshold,
-        py::float(v.p_mismatch),
-        s.p_mismatch,
-        py::float(v.fraud_threshold),
-        s.fraud_threshold
-    ));
+    l.push(format!("  {}", stat_test(&c.stat_test)));
     l.push(String::new());
 
     match &r.download {
@@ -162,6 +153,21 @@ pub fn render(r: &ValidateReport) -> String {
     }
     l.push(banner());
     l.join("\n") + "\n"
+}
+
+/// `dist_threshold=0.2 (artifact), p_mismatch=0.001 (server-default), ...` as validate.py's
+/// `format_stat_test`.
+pub fn stat_test(st: &mlnode_protocol::ResolvedStatTest) -> String {
+    let (v, s) = (&st.values, &st.source);
+    format!(
+        "dist_threshold={} ({}), p_mismatch={} ({}), fraud_threshold={} ({})",
+        py::float(v.dist_threshold),
+        s.dist_threshold,
+        py::float(v.p_mismatch),
+        s.p_mismatch,
+        py::float(v.fraud_threshold),
+        s.fraud_threshold
+    )
 }
 
 fn batch(b: Option<u32>) -> String {
