@@ -54,7 +54,8 @@ pub use config::NodeConfig;
 pub use mlnode_support::clock::{self, SimClock};
 pub use mlnode_support::{init_logging, ColorChoice};
 pub use node::Node;
-pub use serve::{serve, serve_sim, ServeLimits};
+pub use serve::{serve, serve_sim};
+pub use sim::ServeLimits;
 pub use sim::{Sim, SimOptions};
 
 /// Why a node could not be built.

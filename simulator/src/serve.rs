@@ -28,54 +28,8 @@ use tower::ServiceExt;
 
 use crate::api::router;
 use crate::node::Node;
-use crate::sim::{Sim, SimOptions};
+use crate::sim::{ServeLimits, Sim, SimOptions};
 use crate::transport::{ConnKill, Cut};
-
-/// Limits of the serving loop.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ServeLimits {
-    /// Connections served at once; further clients wait in the kernel's backlog.
-    pub max_connections: usize,
-    /// A client must send a complete request head within this (wall) time.
-    pub header_read_timeout: Duration,
-    /// Read buffer cap per connection: bounds what an unfinished header can hold.
-    pub max_header_bytes: usize,
-    /// First and last pause after a failed `accept`.
-    pub accept_backoff: (Duration, Duration),
-}
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        ServeLimits {
-            max_connections: connections_for_fd_limit(fd_limit()),
-            header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 64 * 1024,
-            accept_backoff: (Duration::from_millis(10), Duration::from_secs(1)),
-        }
-    }
-}
-
-/// The soft `RLIMIT_NOFILE` of this process (1,024 where it cannot be read).
-pub fn fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` through a valid pointer and reads nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc == 0 && lim.rlim_cur > 0 {
-        lim.rlim_cur
-    } else {
-        1024
-    }
-}
-
-/// Leave room for the listener, log files, callback clients and the runtime: three
-/// quarters of what is left after 64 descriptors, at least 16, at most 65,536.
-pub fn connections_for_fd_limit(fds: u64) -> usize {
-    let usable = (fds.saturating_sub(64) / 4).saturating_mul(3);
-    usable.clamp(16, 65_536) as usize
-}
 
 /// Serve a node with default options (see [`serve_sim`]).
 pub async fn serve(
@@ -249,10 +203,10 @@ async fn connection(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn connection_cap_follows_the_fd_limit() {
+        use crate::sim::{connections_for_fd_limit, fd_limit};
         assert_eq!(connections_for_fd_limit(1024), 720);
         assert_eq!(connections_for_fd_limit(10), 16);
         assert_eq!(connections_for_fd_limit(u64::MAX), 65_536);

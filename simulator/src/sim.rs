@@ -2,6 +2,7 @@
 //! start), the request journal, transport faults and the admin settings.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -9,7 +10,6 @@ use axum::http::request::Parts;
 use crate::config::NodeConfig;
 use crate::journal::Journal;
 use crate::node::Node;
-use crate::serve::ServeLimits;
 use crate::transport;
 use crate::BuildError;
 
@@ -24,6 +24,52 @@ pub struct SimOptions {
     pub journal_size: Option<usize>,
     /// Serving limits; `None` = [`ServeLimits::default`] (sized from the fd limit).
     pub limits: Option<ServeLimits>,
+}
+
+/// Limits of the serving loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServeLimits {
+    /// Connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must send a complete request head within this (wall) time.
+    pub header_read_timeout: Duration,
+    /// Read buffer cap per connection: bounds what an unfinished header can hold.
+    pub max_header_bytes: usize,
+    /// First and last pause after a failed `accept`.
+    pub accept_backoff: (Duration, Duration),
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: connections_for_fd_limit(fd_limit()),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            accept_backoff: (Duration::from_millis(10), Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (1,024 where it cannot be read).
+pub fn fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer and reads nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc == 0 && lim.rlim_cur > 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// Leave room for the listener, log files, callback clients and the runtime: three
+/// quarters of what is left after 64 descriptors, at least 16, at most 65,536.
+pub fn connections_for_fd_limit(fds: u64) -> usize {
+    let usable = (fds.saturating_sub(64) / 4).saturating_mul(3);
+    usable.clamp(16, 65_536) as usize
 }
 
 /// The served state.

@@ -6,8 +6,17 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::outcome::Outcome;
-use crate::report::PhaseState;
+use crate::report::{PhaseOutcome, PhaseState};
+use crate::verdict::Verdict;
+
+/// What the JUnit file reports: the run's phases and its verdict.
+pub struct JunitRun<'a> {
+    pub model: &'a str,
+    pub phases: &'a [PhaseOutcome],
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub error: Option<&'a str>,
+}
 
 fn failure(msg: &str) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -21,10 +30,10 @@ fn skipped(msg: &str) -> TestCaseStatus {
     s
 }
 
-pub fn write(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
+pub fn write(path: &Path, outcome: &JunitRun<'_>) -> std::io::Result<()> {
     let mut report = Report::new("mlnode-validate");
     let mut suite = TestSuite::new(format!("mlnode-validate {}", outcome.model));
-    let phases = outcome.report.as_ref().map_or(&[][..], |r| &r.phases);
+    let phases = outcome.phases;
     let mut total = 0.0;
     for p in phases {
         let msg = p.message.as_deref().unwrap_or("");
@@ -42,10 +51,7 @@ pub fn write(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
     let status = if outcome.exit_code == 0 {
         TestCaseStatus::success()
     } else {
-        let cause = outcome
-            .error
-            .clone()
-            .unwrap_or_else(|| outcome.verdict.headline().to_owned());
+        let cause = outcome.error.unwrap_or(outcome.verdict.headline());
         failure(&format!(
             "{} (exit {}): {cause}",
             outcome.verdict.headline(),

@@ -13,7 +13,8 @@
 //! | [`endpoint`] | `--mlnode-url` checked at parsing; `connect` → a ready [`client::Client`] (embedded `sim:` node, learnt time scale) |
 //! | [`client`] | the MLNode API as typed calls: no redirects, size caps, named causes, retried polls |
 //! | [`reference`](mod@reference) | finding and checking the golden reference; the missing-reference help |
-//! | [`phases`] | `enum Phase` and the one loop; one module per phase: `download`, `deploy`, `throughput`, `validate` (+ cross-check) |
+//! | [`phase`] | `enum Phase`: name, number, skip flag, header |
+//! | [`phases`] | the one loop over the phases; one module per phase: `download`, `deploy`, `throughput`, `validate` (+ cross-check) |
 //! | [`run`](mod@run) | one run end to end: inputs, connect, phases, signals, verdict |
 //! | [`verdict`] | `enum Verdict`: the headline, validate.py's words, the exit code |
 //! | [`report`] | the report files as types; `report::txt` (validate.py's lines), `report::py` (Python reprs), `report::files` (atomic writes) |
@@ -29,6 +30,7 @@ pub mod endpoint;
 pub mod junit;
 pub mod make_artifact;
 pub mod outcome;
+pub mod phase;
 pub mod phases;
 pub mod reference;
 pub mod report;

@@ -117,7 +117,14 @@ impl Outcome {
             model: args.model.clone(),
         };
         if let Some(path) = &args.junit {
-            if let Err(e) = crate::junit::write(path, &outcome) {
+            let run = crate::junit::JunitRun {
+                model: &outcome.model,
+                phases: outcome.report.as_ref().map_or(&[][..], |r| &r.phases),
+                verdict: outcome.verdict,
+                exit_code: outcome.exit_code,
+                error: outcome.error.as_deref(),
+            };
+            if let Err(e) = crate::junit::write(path, &run) {
                 console.always(format!(
                     "ERROR: cannot write JUnit file {}: {e}",
                     path.display()

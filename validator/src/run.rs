@@ -304,7 +304,7 @@ pub async fn run(
         (None, None, Some(_)) if rec.cross_check.as_ref().is_some_and(|x| x.disagree) => {
             Verdict::Disagree
         }
-        (None, None, Some(v)) => Verdict::of_response(v),
+        (None, None, Some(v)) => Verdict::of_answer(v.fraud_detected, v.n_mismatch),
     };
     if args.strict && verdict.is_success() && !rec.warnings.is_empty() {
         error = Some(format!(

@@ -3,8 +3,6 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::report::ValidationResponse;
-
 /// Exit codes (validator.md): 0 pass or skipped, 2 fraud, 1 error; 128 + signal after a
 /// signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
 pub const EXIT_PASS: i32 = 0;
@@ -58,11 +56,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// From the node's (checked) answer.
-    pub fn of_response(r: &ValidationResponse) -> Self {
-        if r.fraud_detected {
+    /// From the node's (checked) answer: its fraud flag and mismatch count.
+    pub fn of_answer(fraud_detected: bool, n_mismatch: u64) -> Self {
+        if fraud_detected {
             Verdict::Fail
-        } else if r.n_mismatch > 0 {
+        } else if n_mismatch > 0 {
             Verdict::PassWithMismatches
         } else {
             Verdict::Pass
@@ -109,16 +107,6 @@ impl Verdict {
     /// Whether CI should count the run as passed.
     pub fn is_success(self) -> bool {
         self.exit_code() == EXIT_PASS
-    }
-}
-
-/// validate.py's verdict words, computed as it does from the node's answer alone: what
-/// `validate_report.txt`'s `verdict:` line says (an error or a skipped validation is
-/// `validation skipped` there; the cause is in the report's `error`).
-pub fn file_word(response: Option<&ValidationResponse>) -> &'static str {
-    match response {
-        None => Verdict::Skipped.headline(),
-        Some(r) => Verdict::of_response(r).headline(),
     }
 }
 

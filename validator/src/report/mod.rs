@@ -20,7 +20,7 @@ use mlnode_protocol::ResolvedStatTest;
 use serde::Serialize;
 
 use crate::args::ValidateArgs;
-use crate::phases::Phase;
+use crate::phase::Phase;
 use crate::verdict::Verdict;
 
 pub use files::{write_all, write_atomic, ReportPaths};

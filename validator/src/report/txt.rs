@@ -3,8 +3,18 @@
 //! the closing banner.
 
 use super::py;
-use super::{ValidateReport, WarningKind};
-use crate::verdict::file_word;
+use super::{ValidateReport, ValidationResponse, WarningKind};
+use crate::verdict::Verdict;
+
+/// validate.py's verdict words, computed as it does from the node's answer alone: what
+/// the `verdict:` line says (an error or a skipped validation is `validation skipped`
+/// there; the cause is in the report's `error`).
+pub fn file_word(response: Option<&ValidationResponse>) -> &'static str {
+    match response {
+        None => Verdict::Skipped.headline(),
+        Some(r) => Verdict::of_answer(r.fraud_detected, r.n_mismatch).headline(),
+    }
+}
 
 /// The banner line: 70 `=`.
 pub fn banner() -> String {
