@@ -41,9 +41,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Slow replicas (last sample, < 50 % of the median rate) and stalled ones: no growth of
-/// `total_processed` between the last two samples although another replica grew, or the
-/// replica's own rate says it should have finished two batches meanwhile.
+/// Slow replicas (last sample, < 50 % of the median rate), stalled ones (see below) and
+/// restarted ones (a total that went backwards).
 pub fn flag(samples: &[Sample], batch_size: u32) -> ReplicaFlags {
     let mut flags = ReplicaFlags::default();
     let Some(last) = samples.last() else {
@@ -60,35 +59,50 @@ pub fn flag(samples: &[Sample], batch_size: u32) -> ReplicaFlags {
             .map(|(&p, _)| p)
             .collect();
     }
-    if samples.len() >= 2 {
-        let prev = &samples[samples.len() - 2];
-        let dt = last.elapsed_s - prev.elapsed_s;
-        let growth: Vec<(u16, i128, f64)> = last
-            .per_backend_ports
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &port)| {
-                let j = prev.per_backend_ports.iter().position(|&p| p == port)?;
-                let g = i128::from(last.per_backend_total_processed[i])
-                    - i128::from(prev.per_backend_total_processed[j]);
-                Some((port, g, last.per_backend_nonces_per_second[i]))
-            })
-            .collect();
-        let any_grew = growth.iter().any(|(_, g, _)| *g > 0);
-        flags.stalled = growth
-            .iter()
-            .filter(|(_, g, rate)| {
-                *g == 0 && (any_grew || rate * dt >= 2.0 * f64::from(batch_size))
-            })
-            .map(|(p, _, _)| *p)
-            .collect();
+    // Stalled: the total has not moved over a trailing run of samples long enough that,
+    // at the rate the replica reported when the run began, it should have finished two
+    // batches. (Not "did not grow between two samples": a slow replica between batches
+    // does that too.)
+    for (i, &port) in last.per_backend_ports.iter().enumerate() {
+        let total = last.per_backend_total_processed[i];
+        let at = |s: &Sample| {
+            s.per_backend_ports
+                .iter()
+                .position(|&p| p == port)
+                .map(|j| {
+                    (
+                        s.per_backend_total_processed[j],
+                        s.per_backend_nonces_per_second[j],
+                    )
+                })
+        };
+        let mut start = samples.len() - 1;
+        while start > 0 && at(&samples[start - 1]).is_some_and(|(t, _)| t == total) {
+            start -= 1;
+        }
+        if start == samples.len() - 1 {
+            continue;
+        }
+        let flat_for = last.elapsed_s - samples[start].elapsed_s;
+        let rate = at(&samples[start]).map_or(0.0, |(_, r)| r);
+        if rate * flat_for >= 2.0 * f64::from(batch_size) {
+            flags.stalled.push(port);
+        }
     }
-    // A total that went backwards between any two samples: the replica restarted.
+    // A total that went backwards between two samples where the backend was mining both
+    // times: the replica restarted. (A backend in ERROR reports no stats at all.)
+    let mining = |s: &Sample, i: usize| {
+        s.per_backend_status
+            .get(i)
+            .is_some_and(|st| st == "GENERATING")
+    };
     for w in samples.windows(2) {
         for (i, &port) in w[1].per_backend_ports.iter().enumerate() {
             let before = w[0].per_backend_ports.iter().position(|&p| p == port);
             if before.is_some_and(|j| {
-                w[1].per_backend_total_processed[i] < w[0].per_backend_total_processed[j]
+                mining(&w[0], j)
+                    && mining(&w[1], i)
+                    && w[1].per_backend_total_processed[i] < w[0].per_backend_total_processed[j]
             }) && !flags.restarted.contains(&port)
             {
                 flags.restarted.push(port);
@@ -134,6 +148,7 @@ fn sample(elapsed: f64, st: &PowStatusResponse) -> Sample {
             .map(|b| b.stats.as_ref().map_or(0, |s| s.total_processed))
             .collect(),
         per_backend_ports: st.backends.iter().map(|b| b.port).collect(),
+        per_backend_status: st.backends.iter().map(|b| b.status.clone()).collect(),
     }
 }
 
@@ -348,6 +363,7 @@ mod tests {
             per_backend_total_processed: per.iter().map(|p| p.2).collect(),
             sum_nonces_per_second: per.iter().map(|p| p.1).sum(),
             per_backend_ports: per.iter().map(|p| p.0).collect(),
+            per_backend_status: per.iter().map(|_| "GENERATING".to_string()).collect(),
         }
     }
 

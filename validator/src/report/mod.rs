@@ -145,6 +145,8 @@ pub struct Sample {
     pub sum_nonces_per_second: f64,
     /// Ours: the port of each backend, in the same order.
     pub per_backend_ports: Vec<u16>,
+    /// Ours: each backend's status (`GENERATING`, `IDLE`, `ERROR`), in the same order.
+    pub per_backend_status: Vec<String>,
 }
 
 /// `throughput.summary`.
