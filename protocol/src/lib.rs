@@ -14,6 +14,7 @@
 //! | [`artifact`] | the golden-reference file: load with named errors, save in key order | poc-math §4 |
 //! | [`safe_id`] | model id → reference file name | validator.md |
 //! | [`paths`] | every API path, spelled once for client and simulator | mlnode-api §4 |
+//! | [`node_config`] | the operators' node-config list (`deploy/join/node-config-*.json`) | skill |
 //! | [`partition`] | the frozen nonce partition across nodes and replicas | mlnode-api §6.2 |
 //! | [`vectors`] | deterministic stand-in vectors and distance-exact perturbation | mlnode-api §7.1 |
 //! | [`verdict`] | validate a request's artifacts against computed vectors | mlnode-api §7.2 |
@@ -22,6 +23,7 @@ pub mod artifact;
 pub mod codec;
 pub mod fraud;
 pub mod mismatch;
+pub mod node_config;
 pub mod partition;
 pub mod paths;
 pub mod safe_id;

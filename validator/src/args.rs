@@ -33,9 +33,35 @@ pub struct ValidateArgs {
         default_value = ""
     )]
     pub model: String,
-    /// Golden reference file [default: <artifacts dir>/<safe id>.json]. Legacy alias: --artifact.
-    #[arg(long, alias = "artifact", help_heading = "Inputs")]
-    pub reference: Option<PathBuf>,
+    /// Golden reference file [default: <artifacts dir>/<safe id>.json]. Legacy alias:
+    /// --artifact. Repeat it to validate against several references in one run (download,
+    /// deploy and throughput once; one validation and one report folder per reference).
+    #[arg(long, alias = "artifact", help_heading = "Inputs", action = clap::ArgAction::Append)]
+    pub reference: Vec<PathBuf>,
+    /// Every shipped reference whose `model` is --model (e.g. Qwen3-235B: default and
+    /// DeepGEMM-2000), each validated as with repeated --reference.
+    #[arg(long, help_heading = "Inputs", conflicts_with = "reference")]
+    pub all_references: bool,
+    /// The deploy config from a node-config file (deploy/join/node-config-*.json): the
+    /// node entry's `args` for --model become the deploy's additional_args (the reference
+    /// then supplies vectors, PoC params and stat test only); `model_override` is what the
+    /// node downloads.
+    #[arg(long, help_heading = "Inputs")]
+    pub node_config: Option<PathBuf>,
+    /// The node of --node-config (needed when the file lists several).
+    #[arg(long, help_heading = "Inputs", requires = "node_config")]
+    pub node_id: Option<String>,
+    /// Validate a whole fleet: every node × model of this node-config list (URL from each
+    /// node's host and poc_port), concurrently; one report folder per node under --exp-dir
+    /// and fleet_report.json. --model restricts the run to that model.
+    #[arg(long, help_heading = "Fleet", conflicts_with_all = ["node_config", "node_id"])]
+    pub inventory: Option<PathBuf>,
+    /// URL scheme for --inventory nodes.
+    #[arg(long, default_value = "http", help_heading = "Fleet")]
+    pub inventory_scheme: String,
+    /// Nodes validated at once with --inventory.
+    #[arg(long, default_value_t = 8, help_heading = "Fleet", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub jobs: u32,
     /// Directory of golden references [env: MLNODE_ARTIFACTS_DIR; default: ./artifacts, else the repository's].
     #[arg(long, help_heading = "Inputs")]
     pub artifacts_dir: Option<PathBuf>,
@@ -335,7 +361,7 @@ mod tests {
             "--foo",
         ])
         .unwrap();
-        assert_eq!(a.reference, Some(PathBuf::from("r.json")));
+        assert_eq!(a.reference, vec![PathBuf::from("r.json")]);
         assert_eq!(a.warmup_seconds, 0.5);
         assert_eq!(a.extra_arg, s(&["--enforce-eager", "--foo"]));
         let a = ValidateArgs::try_parse_from([

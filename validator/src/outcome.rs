@@ -27,6 +27,48 @@ pub struct Outcome {
     /// `--mlnode-url` and `--model` as given.
     pub mlnode_url: String,
     pub model: String,
+    /// Several references: one line each (this outcome is the worst of them).
+    pub references: Vec<RefSummary>,
+    /// Several references: `summary.json`.
+    pub summary_path: Option<PathBuf>,
+}
+
+/// One reference's result in a several-reference run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefSummary {
+    pub reference: String,
+    pub verdict: &'static str,
+    pub exit_code: i32,
+    pub n_total: Option<u64>,
+    pub n_mismatch: Option<u64>,
+    pub p_value: Option<f64>,
+    pub error: Option<String>,
+    pub experiment_dir: Option<PathBuf>,
+}
+
+/// `summary.json` of a several-reference run.
+#[derive(Debug, Serialize)]
+struct RunSummary<'a> {
+    tool: ToolInfo,
+    model: &'a str,
+    mlnode_url: &'a str,
+    exit_code: i32,
+    references: &'a [RefSummary],
+}
+
+/// The worse of two exit codes: a signal, then fraud (2), then error (1), then 0.
+pub fn worse(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 /// `--json`: one object on stdout.
@@ -50,6 +92,8 @@ pub struct JsonSummary<'a> {
     pub throughput: Option<&'a ThroughputSummary>,
     pub warnings: &'a [Warning],
     pub cross_check: Option<&'a CrossCheck>,
+    /// Several references: one line each (the rest of this object is the worst one).
+    pub references: &'a [RefSummary],
 }
 
 /// The `--json` schema's version: bumped when a key changes meaning or type.
@@ -68,7 +112,90 @@ impl Outcome {
             started_at,
             mlnode_url: args.mlnode_url.clone(),
             model: args.model.clone(),
+            references: Vec::new(),
+            summary_path: None,
         }
+    }
+
+    /// One outcome as is; several: a table, `summary.json` in `exp_dir`, and the worst
+    /// outcome (exit code the worst of them) carrying every line.
+    pub fn combine(
+        args: &ValidateArgs,
+        console: &Console,
+        mut all: Vec<Outcome>,
+        exp_dir: &std::path::Path,
+    ) -> Outcome {
+        if all.len() <= 1 {
+            return all.pop().unwrap_or_else(|| {
+                Outcome::usage_error(args, "no reference".into(), String::new())
+            });
+        }
+        let lines: Vec<RefSummary> = all
+            .iter()
+            .map(|o| {
+                let v = o
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.validation.response.as_ref());
+                RefSummary {
+                    reference: o
+                        .report
+                        .as_ref()
+                        .map(|r| r.config.reference.path.clone())
+                        .unwrap_or_default(),
+                    verdict: o.verdict.headline(),
+                    exit_code: o.exit_code,
+                    n_total: v.map(|v| v.n_total),
+                    n_mismatch: v.map(|v| v.n_mismatch),
+                    p_value: v.map(|v| v.p_value),
+                    error: o.error.clone(),
+                    experiment_dir: o.exp_dir.clone(),
+                }
+            })
+            .collect();
+        let exit = lines.iter().fold(0, |acc, l| worse(acc, l.exit_code));
+        console.always("");
+        console.always(format!(
+            "{:<64} {:>6} {:>10} {:>12}  verdict",
+            "reference", "exit", "mismatch", "p_value"
+        ));
+        for l in &lines {
+            console.always(format!(
+                "{:<64} {:>6} {:>10} {:>12}  {}",
+                l.reference,
+                l.exit_code,
+                l.n_mismatch
+                    .map_or("-".into(), |n| format!("{n}/{}", l.n_total.unwrap_or(0))),
+                l.p_value.map_or("-".into(), |p| format!("{p:.3e}")),
+                l.verdict
+            ));
+        }
+        let summary = RunSummary {
+            tool: ToolInfo::VALIDATE,
+            model: &args.model,
+            mlnode_url: &args.mlnode_url,
+            exit_code: exit,
+            references: &lines,
+        };
+        let path = exp_dir.join("summary.json");
+        let written = report::files::pretty(&summary).and_then(|t| report::write_atomic(&path, &t));
+        let idx = all.iter().position(|o| o.exit_code == exit).unwrap_or(0);
+        let mut worst = all.swap_remove(idx);
+        if let Err(e) = written {
+            console.always(format!("ERROR: cannot write {}: {e}", path.display()));
+            worst.exit_code = worse(exit, EXIT_ERROR);
+        } else {
+            console.line(format!("summary: {}", path.display()));
+            worst.exit_code = exit;
+            worst.summary_path = Some(path);
+        }
+        worst.references = lines;
+        console.always(format!(
+            "verdict (worst of {}): {}",
+            worst.references.len(),
+            worst.verdict.headline()
+        ));
+        worst
     }
 
     /// Print the report, write the files and the JUnit file; a failed write is exit 1.
@@ -106,6 +233,8 @@ impl Outcome {
             }
         };
         let mut outcome = Outcome {
+            references: Vec::new(),
+            summary_path: None,
             verdict: report.verdict,
             exit_code,
             error: report.error.clone(),
@@ -158,6 +287,7 @@ impl Outcome {
             throughput: r.and_then(|r| r.throughput.as_ref().map(|t| &t.summary)),
             warnings: r.map_or(&[][..], |r| &r.warnings),
             cross_check: r.and_then(|r| r.cross_check.as_ref()),
+            references: &self.references,
         }
     }
 }

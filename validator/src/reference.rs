@@ -34,6 +34,7 @@ pub const MAX_REFERENCE_BYTES: u64 = 256 << 20;
 pub enum ReferenceSource {
     Flag,
     ArtifactsDir,
+    AllReferences,
 }
 
 impl ReferenceSource {
@@ -41,6 +42,7 @@ impl ReferenceSource {
         match self {
             ReferenceSource::Flag => "--reference",
             ReferenceSource::ArtifactsDir => "artifacts dir (by model id)",
+            ReferenceSource::AllReferences => "--all-references",
         }
     }
 }
@@ -119,6 +121,22 @@ pub fn resolve(
         });
     }
     Ok(r)
+}
+
+/// Every reference in `dir` whose `model` is `model`, sorted by file name (files that do
+/// not parse are skipped: they are not references of this model).
+pub fn all_for_model(model: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| Reference::load(p).is_ok_and(|r| r.model == model))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// `mlnode_validate_<safe id>`.

@@ -3,15 +3,17 @@
 //! the reports — the verdict decides the exit code, the headline, `--json` and JUnit alike.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use mlnode_protocol::wire::StatTestOverrides;
+use mlnode_protocol::node_config::NodeConfig;
+use mlnode_protocol::wire::{Model, StatTestOverrides};
 use mlnode_protocol::{Reference, ResolvedStatTest, Source};
 
 use crate::args::{compose_deploy_args, ValidateArgs};
 use crate::console::Console;
 use crate::endpoint::{self, Deploy};
 use crate::outcome::Outcome;
+use crate::phase::Phase;
 use crate::phases::{self, Ctx, Records};
 use crate::reference;
 use crate::report::{
@@ -20,14 +22,29 @@ use crate::report::{
 };
 use crate::verdict::{Signal, Verdict};
 
+/// One golden reference of a run, resolved.
+#[derive(Debug, Clone)]
+pub struct RefInput {
+    pub reference: Reference,
+    pub path: PathBuf,
+    pub source: reference::ReferenceSource,
+    pub stat_test: ResolvedStatTest,
+    /// The report folder of this reference.
+    pub exp_dir: PathBuf,
+}
+
 /// Everything resolved before the first network call.
-struct Inputs {
-    reference: Reference,
-    ref_path: PathBuf,
-    ref_source: reference::ReferenceSource,
-    stat_test: ResolvedStatTest,
-    deploy_args: Vec<String>,
-    exp_dir: PathBuf,
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// One or more references; the first supplies the PoC params of phases 1–3.
+    pub refs: Vec<RefInput>,
+    pub deploy_args: Vec<String>,
+    /// Where the deploy config came from (the report's `deploy_config.source`).
+    pub deploy_source: String,
+    /// What phase 1 makes sure is cached.
+    pub download: Model,
+    /// `--exp-dir` (several references: each gets a folder below it).
+    pub exp_dir: PathBuf,
 }
 
 fn now_iso() -> String {
@@ -36,8 +53,27 @@ fn now_iso() -> String {
         .to_string()
 }
 
+/// The largest node-config file read.
+const MAX_NODE_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a node-config list (regular file, size-capped), naming the file in errors.
+pub fn load_node_config(path: &Path) -> Result<NodeConfig, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read node-config {}: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > MAX_NODE_CONFIG_BYTES {
+        return Err(format!(
+            "node-config {} must be a regular file of at most {} MiB",
+            path.display(),
+            MAX_NODE_CONFIG_BYTES >> 20
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read node-config {}: {e}", path.display()))?;
+    NodeConfig::parse(&text).map_err(|e| format!("node-config {}: {e}", path.display()))
+}
+
 /// Usage and reference problems: found before any network call, no report folder made.
-fn resolve(
+pub fn resolve(
     args: &ValidateArgs,
     started: &chrono::DateTime<chrono::Local>,
 ) -> Result<Inputs, String> {
@@ -46,26 +82,26 @@ fn resolve(
         .artifacts_dir
         .clone()
         .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
-    let (ref_path, ref_source) =
-        reference::expected_path(&args.model, args.reference.as_deref(), &artifacts_dir);
-    let r =
-        reference::resolve(&args.model, &ref_path, &artifacts_dir).map_err(|e| e.to_string())?;
-    let cli = StatTestOverrides {
-        dist_threshold: args.threshold,
-        p_mismatch: args.p_mismatch,
-        fraud_threshold: args.fraud_threshold,
+    let paths: Vec<(PathBuf, reference::ReferenceSource)> = if args.all_references {
+        let all = reference::all_for_model(&args.model, &artifacts_dir);
+        if all.is_empty() {
+            // The missing-reference help, naming the default path.
+            let (p, _) = reference::expected_path(&args.model, None, &artifacts_dir);
+            return Err(reference::resolve(&args.model, &p, &artifacts_dir)
+                .err()
+                .map_or_else(|| "no reference".into(), |e| e.to_string()));
+        }
+        all.into_iter()
+            .map(|p| (p, reference::ReferenceSource::AllReferences))
+            .collect()
+    } else if args.reference.is_empty() {
+        vec![reference::expected_path(&args.model, None, &artifacts_dir)]
+    } else {
+        args.reference
+            .iter()
+            .map(|p| reference::expected_path(&args.model, Some(p), &artifacts_dir))
+            .collect()
     };
-    let stat_test = ResolvedStatTest::resolve(&[
-        (Source::Artifact, &r.stat_test_overrides()),
-        (Source::Cli, &cli),
-    ])
-    .map_err(|e| format!("invalid stat test: {e}"))?;
-    let deploy_args = compose_deploy_args(
-        r.additional_args.as_deref().unwrap_or(&[]),
-        args.tp_size,
-        args.max_model_len,
-        &args.extra_arg,
-    );
     let exp_dir = args.exp_dir.clone().unwrap_or_else(|| {
         let name = args
             .exp_name
@@ -74,26 +110,100 @@ fn resolve(
         PathBuf::from("data/experiments")
             .join(format!("{name}_{}", started.format("%Y-%m-%d_%H%M%S")))
     });
-    report::files::check_writable(&exp_dir)
-        .map_err(|e| format!("cannot write reports to {}: {e}", exp_dir.display()))?;
+    let multi = paths.len() > 1;
+    let mut refs = Vec::new();
+    for (i, (path, source)) in paths.into_iter().enumerate() {
+        let r =
+            reference::resolve(&args.model, &path, &artifacts_dir).map_err(|e| e.to_string())?;
+        let cli = StatTestOverrides {
+            dist_threshold: args.threshold,
+            p_mismatch: args.p_mismatch,
+            fraud_threshold: args.fraud_threshold,
+        };
+        let stat_test = ResolvedStatTest::resolve(&[
+            (Source::Artifact, &r.stat_test_overrides()),
+            (Source::Cli, &cli),
+        ])
+        .map_err(|e| format!("invalid stat test in {}: {e}", path.display()))?;
+        let stem = path.file_stem().map_or_else(
+            || format!("reference-{i}"),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        refs.push(RefInput {
+            exp_dir: if multi {
+                exp_dir.join(stem)
+            } else {
+                exp_dir.clone()
+            },
+            reference: r,
+            path,
+            source,
+            stat_test,
+        });
+    }
+    let first = &refs[0].reference;
+    let mut download = Model::latest(args.model.clone());
+    let (base_args, deploy_source) = match &args.node_config {
+        Some(path) => {
+            let cfg = load_node_config(path)?;
+            let (node, m) = cfg
+                .model(args.node_id.as_deref(), &args.model)
+                .map_err(|e| format!("node-config {}: {e}", path.display()))?;
+            if let Some(o) = &m.model_override {
+                download = o.clone();
+            }
+            (
+                m.args.clone(),
+                format!(
+                    "node-config {} node '{}' (models['{}'].args{}) + CLI overrides; --tp-size / --max-model-len add-or-update",
+                    path.display(),
+                    node.id,
+                    args.model,
+                    m.model_override
+                        .as_ref()
+                        .map(|o| format!("; model_override {}@{}", o.hf_repo, o.hf_commit.as_deref().unwrap_or("latest")))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+        None => (
+            first.additional_args.clone().unwrap_or_default(),
+            "reference.additional_args + CLI overrides; --tp-size / --max-model-len add-or-update"
+                .into(),
+        ),
+    };
+    let deploy_args = compose_deploy_args(
+        &base_args,
+        args.tp_size,
+        args.max_model_len,
+        &args.extra_arg,
+    );
+    for r in &refs {
+        report::files::check_writable(&r.exp_dir)
+            .map_err(|e| format!("cannot write reports to {}: {e}", r.exp_dir.display()))?;
+    }
     Ok(Inputs {
-        reference: r,
-        ref_path,
-        ref_source,
-        stat_test,
+        refs,
         deploy_args,
+        deploy_source,
+        download,
         exp_dir,
     })
 }
 
-fn config(args: &ValidateArgs, inputs: &Inputs, timestamp: String) -> ValidateConfig {
-    let r = &inputs.reference;
+fn config(
+    args: &ValidateArgs,
+    inputs: &Inputs,
+    ri: &RefInput,
+    timestamp: String,
+) -> ValidateConfig {
+    let r = &ri.reference;
     ValidateConfig {
         timestamp,
         mlnode_url: args.mlnode_url.clone(),
         model: args.model.clone(),
         reference: ReferenceInfo {
-            path: inputs.ref_path.display().to_string(),
+            path: ri.path.display().to_string(),
             model: r.model.clone(),
             round: Round::of(r),
             n_vectors: r.artifacts.len(),
@@ -103,7 +213,7 @@ fn config(args: &ValidateArgs, inputs: &Inputs, timestamp: String) -> ValidateCo
         deploy_config: DeployConfig {
             dtype: args.dtype.clone(),
             additional_args: inputs.deploy_args.clone(),
-            source: "reference.additional_args + CLI overrides; --tp-size / --max-model-len add-or-update".into(),
+            source: inputs.deploy_source.clone(),
         },
         poc_params: PocParams {
             round: Round::of(r),
@@ -111,7 +221,7 @@ fn config(args: &ValidateArgs, inputs: &Inputs, timestamp: String) -> ValidateCo
             validation_batch_size: args.validation_batch_size,
             source: "PoC params come from the reference JSON; batch sizes come from CLI (unset = server default)".into(),
         },
-        stat_test: inputs.stat_test,
+        stat_test: ri.stat_test,
         args: args.clone(),
     }
 }
@@ -125,6 +235,7 @@ fn preamble(
     clock: &ClockInfo,
 ) {
     let r = &c.reference;
+    let ri = &inputs.refs[0];
     console.line(format!(
         "MLNode:           {}{}",
         c.mlnode_url,
@@ -136,8 +247,15 @@ fn preamble(
     console.line(format!(
         "Reference:        {} ({})",
         r.path,
-        inputs.ref_source.as_str()
+        ri.source.as_str()
     ));
+    for other in &inputs.refs[1..] {
+        console.line(format!(
+            "                  {} ({})",
+            other.path.display(),
+            other.source.as_str()
+        ));
+    }
     console.line(format!(
         "  source:         {}",
         r.source.as_deref().unwrap_or("unknown")
@@ -147,6 +265,13 @@ fn preamble(
         r.n_vectors
     ));
     console.line(format!("Experiment dir:   {}", inputs.exp_dir.display()));
+    if inputs.download.hf_repo != c.model {
+        console.line(format!(
+            "Download:         {}@{} (model_override)",
+            inputs.download.hf_repo,
+            inputs.download.hf_commit.as_deref().unwrap_or("latest")
+        ));
+    }
     console.line(format!(
         "PoC params:       seq_len={}  k_dim={}  block_hash={}  public_key={}  node_id={}  node_count={}",
         r.round.seq_len,
@@ -193,7 +318,9 @@ fn input_warnings(args: &ValidateArgs) -> Vec<Warning> {
 }
 
 /// Run the validator. `cancel` resolving (a signal) means: stop generation, write the
-/// partial report, exit 128 + signal.
+/// partial report, exit 128 + signal. With several references, phases 1–3 run once and
+/// `validate` once per reference, each with its own report folder; the returned outcome
+/// is the worst of them, with all of them in `references`.
 pub async fn run(
     args: ValidateArgs,
     console: Console,
@@ -208,21 +335,25 @@ pub async fn run(
             return Outcome::usage_error(&args, e, started_at);
         }
     };
-    let mut cfg = config(&args, &inputs, started_at.clone());
     let artifacts_dir = args
         .artifacts_dir
         .clone()
         .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
-    let mut rec = Records {
+    let mut shared = Records {
         warnings: input_warnings(&args),
         ..Records::default()
     };
     let mut cancel = std::pin::pin!(cancel);
     let mut signal = None;
-    let mut error = None;
+    let mut connect_error = None;
     let connected = tokio::select! {
         c = endpoint::connect(&args.mlnode_url, args.time_scale, &artifacts_dir, Deploy::Scenario) => Some(c),
         s = &mut cancel => { signal = Some(s); None }
+    };
+    let default_clock = ClockInfo {
+        time_scale: 1.0,
+        time_scale_source: "default",
+        durations: "simulated seconds",
     };
     let (client, clock) = match connected {
         Some(Ok(c)) => {
@@ -231,57 +362,132 @@ pub async fn run(
                 time_scale_source: c.scale_source.as_str(),
                 durations: "simulated seconds (wall seconds where a key says wall_)",
             };
+            let cfg = config(&args, &inputs, &inputs.refs[0], started_at.clone());
             preamble(&console, &cfg, &inputs, c.embedded_url.as_deref(), &clock);
             (Some(c.client), clock)
         }
         Some(Err(e)) => {
-            error = Some(e.to_string());
-            (
-                None,
-                ClockInfo {
-                    time_scale: 1.0,
-                    time_scale_source: "default",
-                    durations: "simulated seconds",
-                },
-            )
+            connect_error = Some(e.to_string());
+            (None, default_clock)
         }
-        None => (
-            None,
-            ClockInfo {
-                time_scale: 1.0,
-                time_scale_source: "default",
-                durations: "simulated seconds",
-            },
-        ),
+        None => (None, default_clock),
     };
-    let clock_now = |c: &Option<crate::client::Client>| c.as_ref().map_or(0.0, |c| c.clock.now());
+    // Phases 1–3 once, with the first reference's PoC params.
+    let first = &inputs.refs[0];
     if let Some(c) = &client {
-        let ctx = Ctx {
-            args: &args,
-            client: c,
-            console: &console,
-            reference: &inputs.reference,
-            deploy_args: &inputs.deploy_args,
-            stat_test: &inputs.stat_test,
-        };
-        let interrupted = {
-            let phases = phases::run_all(&ctx, &mut rec);
-            tokio::select! {
-                _ = phases => None,
-                s = &mut cancel => Some(s),
+        let ctx = ctx_for(&args, c, &console, &inputs, first);
+        signal = signal.or(cut(
+            phases::run_these(&ctx, &mut shared, &Phase::ALL[..3]),
+            &mut cancel,
+            c,
+            &console,
+        )
+        .await);
+    }
+    // Phase 4 once per reference, each from the shared records.
+    let mut recs = Vec::new();
+    for ri in &inputs.refs {
+        let mut rec = shared.clone();
+        if let (Some(c), None, None) = (&client, &signal, &rec.failure) {
+            let ctx = ctx_for(&args, c, &console, &inputs, ri);
+            if inputs.refs.len() > 1 {
+                console.line(format!("--- reference {} ---", ri.path.display()));
             }
-        };
-        if let Some(s) = interrupted {
-            signal = Some(s);
-            console.always(format!(
-                "\nInterrupted ({}); stopping generation and writing partial report",
-                s.name()
-            ));
-            if let Err(e) = c.pow_stop().await {
-                console.line(format!("  (pow/stop failed: {e})"));
-            }
+            signal = cut(
+                phases::run_these(&ctx, &mut rec, &[Phase::Validate]),
+                &mut cancel,
+                c,
+                &console,
+            )
+            .await;
+        }
+        recs.push(rec);
+    }
+    let clock_now = client.as_ref().map_or(0.0, |c| c.clock.now());
+    drop(client); // stops an embedded node
+    let outcomes: Vec<Outcome> = inputs
+        .refs
+        .iter()
+        .zip(recs)
+        .map(|(ri, rec)| {
+            let report = finish_report(
+                &args,
+                &inputs,
+                ri,
+                rec,
+                signal,
+                connect_error.clone(),
+                clock,
+                clock_now,
+                &started_at,
+            );
+            Outcome::finish(
+                &args,
+                &console,
+                report,
+                ri.exp_dir.clone(),
+                started_at.clone(),
+            )
+        })
+        .collect();
+    Outcome::combine(&args, &console, outcomes, &inputs.exp_dir)
+}
+
+fn ctx_for<'a>(
+    args: &'a ValidateArgs,
+    client: &'a crate::client::Client,
+    console: &'a Console,
+    inputs: &'a Inputs,
+    ri: &'a RefInput,
+) -> Ctx<'a> {
+    Ctx {
+        args,
+        client,
+        console,
+        reference: &ri.reference,
+        deploy_args: &inputs.deploy_args,
+        stat_test: &ri.stat_test,
+        download: &inputs.download,
+    }
+}
+
+/// Run `phases` unless a signal comes first; on a signal, stop generation on the node.
+async fn cut(
+    phases: impl Future<Output = ()>,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = Signal>>,
+    c: &crate::client::Client,
+    console: &Console,
+) -> Option<Signal> {
+    let interrupted = tokio::select! {
+        _ = phases => None,
+        s = cancel.as_mut() => Some(s),
+    };
+    if let Some(s) = interrupted {
+        console.always(format!(
+            "\nInterrupted ({}); stopping generation and writing partial report",
+            s.name()
+        ));
+        if let Err(e) = c.pow_stop().await {
+            console.line(format!("  (pow/stop failed: {e})"));
         }
     }
+    interrupted
+}
+
+/// The verdict and the report of one reference.
+#[allow(clippy::too_many_arguments)]
+fn finish_report(
+    args: &ValidateArgs,
+    inputs: &Inputs,
+    ri: &RefInput,
+    mut rec: Records,
+    signal: Option<Signal>,
+    connect_error: Option<String>,
+    clock: ClockInfo,
+    clock_now: f64,
+    started_at: &str,
+) -> ValidateReport {
+    let mut error = connect_error;
     let (failed_phase, partial) = match rec.failure.take() {
         Some((p, f)) => {
             error = Some(f.message);
@@ -318,27 +524,25 @@ pub async fn run(
         ));
         verdict = Verdict::Error;
     }
+    let mut cfg = config(args, inputs, ri, started_at.to_owned());
     cfg.timestamp = now_iso();
-    let phases_out = rec.all_outcomes(clock_now(&client), signal.is_some());
-    drop(client); // stops an embedded node
-    let report = ValidateReport {
+    ValidateReport {
         config: cfg,
-        download: rec.download,
-        deploy: rec.deploy,
-        throughput: rec.throughput,
-        validation: ValidationRecord::new(inputs.reference.artifacts.len(), rec.validation),
+        download: rec.download.clone(),
+        deploy: rec.deploy.clone(),
+        throughput: rec.throughput.clone(),
+        validation: ValidationRecord::new(ri.reference.artifacts.len(), rec.validation.clone()),
         verdict,
         exit_code: verdict.exit_code(),
-        error: error.clone(),
+        error,
         failed_phase,
         partial,
-        warnings: rec.warnings,
-        cross_check: rec.cross_check,
-        phases: phases_out,
+        warnings: rec.warnings.clone(),
+        cross_check: rec.cross_check.clone(),
+        phases: rec.all_outcomes(clock_now, signal.is_some()),
         clock,
-        experiment_dir: inputs.exp_dir.display().to_string(),
+        experiment_dir: ri.exp_dir.display().to_string(),
         finished_at: now_iso(),
         tool: ToolInfo::VALIDATE,
-    };
-    Outcome::finish(&args, &console, report, inputs.exp_dir, started_at)
+    }
 }

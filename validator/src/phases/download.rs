@@ -7,7 +7,7 @@
 //! it, `PARTIAL` with an `error_message` fails at once instead of waiting out the 2 h cap.
 //! The record keeps the last `/models/status` body whole, as validate.py does.
 
-use mlnode_protocol::wire::{Model, ModelStatus, ModelStatusResponse};
+use mlnode_protocol::wire::{ModelStatus, ModelStatusResponse};
 
 use super::{Ctx, Failure, POLL_SECONDS};
 use crate::report::{DownloadAction, DownloadRecord, Partial};
@@ -21,7 +21,7 @@ fn word(s: ModelStatus) -> String {
 
 pub async fn run(ctx: &Ctx<'_>) -> Result<DownloadRecord, Failure> {
     let c = ctx.client;
-    let model = Model::latest(ctx.args.model.clone());
+    let model = ctx.download.clone();
     ctx.console.line(super::Phase::Download.header(&format!(
         "ensuring '{}' is cached on the MLNode",
         model.hf_repo

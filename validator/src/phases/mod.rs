@@ -35,6 +35,9 @@ pub struct Ctx<'a> {
     pub reference: &'a Reference,
     pub deploy_args: &'a [String],
     pub stat_test: &'a ResolvedStatTest,
+    /// What phase 1 makes sure is cached: `--model`, or the node-config's
+    /// `model_override` (`hf_repo@hf_commit` served under the model id).
+    pub download: &'a mlnode_protocol::wire::Model,
 }
 
 /// Why a phase failed, and what it had learnt.
@@ -61,7 +64,7 @@ impl From<CallError> for Failure {
 
 /// What the phases learnt, filled in as they run (it survives an interruption: the loop
 /// borrows it, and dropping the loop's future leaves it as far as it got).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Records {
     pub download: Option<DownloadRecord>,
     pub deploy: Option<DeployRecord>,
@@ -122,7 +125,13 @@ impl Records {
 
 /// Run the four phases in order, stopping at the first failure.
 pub async fn run_all(ctx: &Ctx<'_>, rec: &mut Records) {
-    for phase in Phase::ALL {
+    run_these(ctx, rec, &Phase::ALL).await
+}
+
+/// Run `phases` in order, stopping at the first failure (several references share the
+/// first three, then run `validate` each).
+pub async fn run_these(ctx: &Ctx<'_>, rec: &mut Records, phases: &[Phase]) {
+    for &phase in phases {
         rec.current = Some((phase, ctx.client.clock.now(), Instant::now()));
         let skipped = phase.is_skipped(ctx.args);
         if skipped {
