@@ -19,6 +19,7 @@
 //! | [`deviation`] | how a node deviates from honest vectors: the mismatch models (noise floors, quantisation, forgery, batch effects) |
 //! | [`refs`] | reference-backed honesty: serve golden references' own vectors |
 //! | [`config`] | `NodeConfig` and `Faults`: what a node is, as data |
+//! | [`inventory`] | the served nodes in the operators' node-config format (`--inventory-out`) |
 //! | [`fixtures`] | shipped profiles, catalogue, scenarios and references (compiled in) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
 //! | [`clock`] | (re-export of `mlnode-support`) the scaled clock shared with the validator |
@@ -33,6 +34,7 @@ pub mod config;
 pub mod deviation;
 pub mod error;
 pub mod fixtures;
+pub mod inventory;
 pub mod journal;
 pub mod node;
 pub mod refs;

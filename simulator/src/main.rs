@@ -80,6 +80,14 @@ struct Cli {
     /// Colour in logs: auto (terminal and no NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Write the node served in the operators' node-config format (`[{id, host,
+    /// inference_port, poc_port, max_concurrent, models}]`), for `mlnode-validate
+    /// --inventory FILE`.
+    #[arg(long)]
+    inventory_out: Option<PathBuf>,
+    /// The node id written by --inventory-out.
+    #[arg(long, default_value = "node1")]
+    node_id: String,
     /// Request journal capacity (0 = off).
     #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
     journal_size: usize,
@@ -199,6 +207,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
     let addr = listener.local_addr()?;
+    if let Some(path) = &cli.inventory_out {
+        let inv = mlnode_sim::inventory::entry(&cli.node_id, addr, &node);
+        let text =
+            serde_json::to_string_pretty(&mlnode_protocol::node_config::NodeConfig(vec![inv]))?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     println!("http://{addr}");
     tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
         time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");

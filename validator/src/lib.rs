@@ -12,6 +12,7 @@
 //! | [`args`] | every flag, grouped as in `--help`, with its default; deploy-args composition |
 //! | [`endpoint`] | `--mlnode-url` checked at parsing; `connect` → a ready [`client::Client`] (embedded `sim:` node, learnt time scale) |
 //! | [`client`] | the MLNode API as typed calls: no redirects, size caps, named causes, retried polls |
+//! | [`fleet`] | `--inventory`: every node × model of a node-config list, concurrently; `fleet_report.json` |
 //! | [`reference`](mod@reference) | finding and checking the golden reference; the missing-reference help |
 //! | [`phase`] | `enum Phase`: name, number, skip flag, header |
 //! | [`phases`] | the one loop over the phases; one module per phase: `download`, `deploy`, `throughput`, `validate` (+ cross-check) |
@@ -27,6 +28,7 @@ pub mod args;
 pub mod client;
 pub mod console;
 pub mod endpoint;
+pub mod fleet;
 pub mod junit;
 pub mod make_artifact;
 pub mod outcome;

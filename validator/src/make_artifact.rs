@@ -16,10 +16,22 @@ use crate::endpoint;
 #[command(name = "mlnode-make-artifact", version)]
 pub struct MakeArtifactArgs {
     /// MLNode base URL (or `sim:<scenario>` with the model deployed by the scenario).
-    #[arg(long)]
+    #[arg(long, required_unless_present = "bake_from", default_value = "")]
     pub mlnode_url: String,
-    #[arg(long)]
+    #[arg(long, required_unless_present = "bake_from", default_value = "")]
     pub model: String,
+    /// Bake a per-deployment reference without any node: copy this golden reference and
+    /// replace its `additional_args` with the node-config entry's args for its model
+    /// (the newest skill's step), recording where they came from.
+    #[arg(long, requires = "node_config")]
+    pub bake_from: Option<PathBuf>,
+    /// The node-config file for --bake-from.
+    #[arg(long)]
+    pub node_config: Option<PathBuf>,
+    /// The node of --node-config (needed when the file lists several; `--node-id` is
+    /// make_artifact.py's PoC node id here).
+    #[arg(long)]
+    pub config_node: Option<String>,
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -72,6 +84,8 @@ pub enum MakeArtifactError {
     MissingNonces(Vec<i64>),
     #[error(transparent)]
     Connect(#[from] endpoint::ConnectError),
+    #[error("{0}")]
+    Bake(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -84,6 +98,9 @@ pub async fn run(
     args: &MakeArtifactArgs,
     console: &Console,
 ) -> Result<Reference, MakeArtifactError> {
+    if let Some(golden) = &args.bake_from {
+        return bake(args, golden, console);
+    }
     let additional_args: Vec<String> = match &args.additional_args {
         None => Vec::new(),
         Some(s) => {
@@ -181,22 +198,87 @@ pub async fn run(
         artifacts,
         extra: Default::default(),
     };
-    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| MakeArtifactError::Write {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    crate::report::write_atomic(&args.out, &reference.to_json_pretty()).map_err(|source| {
-        MakeArtifactError::Write {
-            path: args.out.display().to_string(),
-            source,
-        }
-    })?;
+    write_reference(&args.out, &reference)?;
     console.line(format!(
         "wrote {} ({} vectors)",
         args.out.display(),
         reference.artifacts.len()
     ));
     Ok(reference)
+}
+
+/// `--bake-from GOLDEN --node-config FILE`: the golden's vectors, PoC params and stat test;
+/// the node entry's args as `additional_args`; `additional_args_source` says where from.
+fn bake(
+    args: &MakeArtifactArgs,
+    golden: &std::path::Path,
+    console: &Console,
+) -> Result<Reference, MakeArtifactError> {
+    let bad = |e: String| MakeArtifactError::Bake(e);
+    let mut r = Reference::load(golden).map_err(|e| {
+        bad(format!(
+            "invalid golden reference {}: {e}",
+            golden.display()
+        ))
+    })?;
+    let cfg_path = args
+        .node_config
+        .as_deref()
+        .ok_or_else(|| bad("--bake-from needs --node-config".into()))?;
+    let cfg = crate::run::load_node_config(cfg_path).map_err(bad)?;
+    if !args.model.is_empty() && args.model != r.model {
+        return Err(bad(format!(
+            "--model '{}' differs from the golden reference's '{}'",
+            args.model, r.model
+        )));
+    }
+    let (node, m) = cfg
+        .model(args.config_node.as_deref(), &r.model)
+        .map_err(|e| bad(format!("node-config {}: {e}", cfg_path.display())))?;
+    let golden_args = r
+        .additional_args
+        .replace(m.args.clone())
+        .unwrap_or_default();
+    let source = format!(
+        "node-config {} node '{}' models['{}'].args (golden {} had {})",
+        cfg_path.display(),
+        node.id,
+        r.model,
+        golden.display(),
+        serde_json::to_string(&golden_args).unwrap_or_default()
+    );
+    r.extra.insert(
+        "additional_args_source".into(),
+        serde_json::Value::from(source),
+    );
+    if let Some(o) = &m.model_override {
+        r.extra.insert(
+            "model_override".into(),
+            serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    write_reference(&args.out, &r)?;
+    console.line(format!(
+        "wrote {} ({} vectors from {}, additional_args from node '{}')",
+        args.out.display(),
+        r.artifacts.len(),
+        golden.display(),
+        node.id
+    ));
+    Ok(r)
+}
+
+fn write_reference(out: &std::path::Path, r: &Reference) -> Result<(), MakeArtifactError> {
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| MakeArtifactError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    crate::report::write_atomic(out, &r.to_json_pretty()).map_err(|source| {
+        MakeArtifactError::Write {
+            path: out.display().to_string(),
+            source,
+        }
+    })
 }

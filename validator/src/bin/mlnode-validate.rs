@@ -15,6 +15,28 @@ async fn main() {
         list_scenarios();
         return;
     }
+    let json = args.json;
+    let console = if json {
+        Console::stderr()
+    } else {
+        Console::stdout()
+    }
+    .quiet(args.quiet)
+    .with_progress(ProgressMode::from(args.progress).enabled());
+    if args.inventory.is_some() {
+        let out = mlnode_validator::fleet::run(args, console, cancel).await;
+        if json {
+            match out.report.as_ref().map(serde_json::to_string_pretty) {
+                Some(Ok(s)) => println!("{s}"),
+                Some(Err(e)) => eprintln!("ERROR: cannot encode the fleet report: {e}"),
+                None => println!(
+                    "{}",
+                    serde_json::json!({"exit_code": out.exit_code, "error": out.error})
+                ),
+            }
+        }
+        std::process::exit(out.exit_code);
+    }
     for (flag, v) in [("--mlnode-url", &args.mlnode_url), ("--model", &args.model)] {
         if v.is_empty() {
             ValidateArgs::command()
@@ -25,14 +47,6 @@ async fn main() {
                 .exit();
         }
     }
-    let json = args.json;
-    let console = if json {
-        Console::stderr()
-    } else {
-        Console::stdout()
-    }
-    .quiet(args.quiet)
-    .with_progress(ProgressMode::from(args.progress).enabled());
     let outcome = mlnode_validator::run(args, console, cancel).await;
     if json {
         match serde_json::to_string_pretty(&outcome.summary()) {

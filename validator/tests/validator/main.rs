@@ -4,6 +4,7 @@
 
 mod hostile;
 mod make_artifact;
+mod operator;
 mod output;
 mod phases;
 mod reports;

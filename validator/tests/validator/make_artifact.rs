@@ -118,3 +118,55 @@ async fn output_validates_pass_against_the_same_node() {
     assert_eq!(res.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&res.stderr).contains("vLLM is not running"));
 }
+
+/// `--bake-from GOLDEN --node-config FILE`: the per-deployment reference of the skill —
+/// golden vectors, params and stat test; the node entry's args; where they came from.
+#[tokio::test]
+async fn bake_from_a_golden_with_the_node_config_args() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = artifacts().join("qwen-qwen3-235b-a22b-instruct-2507-fp8.json");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/deploy-join/node-config-qwen235B-B200.json");
+    let out = dir.path().join("baked.json");
+    let res = run_bin(
+        "mlnode-make-artifact",
+        vec![
+            "--bake-from".into(),
+            golden.display().to_string(),
+            "--node-config".into(),
+            cfg.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let baked = read_json(&out);
+    let g = read_json(&golden);
+    let node: Value = read_json(&cfg);
+    let model = g["model"].as_str().unwrap();
+    assert_eq!(baked["additional_args"], node[0]["models"][model]["args"]);
+    assert_eq!(baked["artifacts"], g["artifacts"]);
+    assert_eq!(baked["stat_test"], g["stat_test"]);
+    assert!(baked["additional_args_source"]
+        .as_str()
+        .unwrap()
+        .contains("node 'node1'"));
+    // It is a valid reference, and the validator uses its args for the deploy.
+    let (o, text, _d) = validate(
+        "sim:honest",
+        model,
+        &["--reference", out.to_str().unwrap(), "--skip-throughput"],
+    )
+    .await;
+    assert_eq!(o.exit_code, 0, "{text}");
+    assert_eq!(
+        report_json(&o)["deploy"]["additional_args"],
+        node[0]["models"][model]["args"]
+    );
+}
