@@ -11,6 +11,8 @@
 //! | `POST /sim/v1/replicas/{i}/health` `{"healthy": bool}` | fail or restore health probes (3-probe damping) |
 //! | `POST /sim/v1/replicas/{i}/fault` `{"rate"?, "stall_after_seconds"?, "init_error"?}` | per-replica faults |
 //! | `GET /sim/v1/journal?limit=N` | the newest journal entries |
+//! | `GET /sim/v1/nodes` | the nodes of this process's fleet (id, url, seed, model, profile) |
+//! | `ANY /sim/v1/nodes/{id}/...` | node `id`'s own `/sim/v1/...` (load, reset, faults, journal) |
 
 use std::sync::Arc;
 
@@ -41,7 +43,57 @@ pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/sim/v1/replicas/{index}/health", post(replica_health))
         .route("/sim/v1/replicas/{index}/fault", post(replica_fault))
         .route("/sim/v1/journal", get(journal))
+        .route("/sim/v1/nodes", get(nodes))
+        .route("/sim/v1/nodes/{id}/{*rest}", axum::routing::any(to_node))
         .layer(axum::middleware::from_fn_with_state(sim, auth))
+}
+
+/// The fleet this node belongs to (just itself when it serves alone).
+async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+    match &sim.options.peers {
+        Some(p) => axum::Json(json!({"nodes": p.list()})),
+        None => axum::Json(json!({"nodes": []})),
+    }
+}
+
+/// `/sim/v1/nodes/{id}/<rest>` is node `id`'s `/sim/v1/<rest>`.
+async fn to_node(
+    State(sim): State<Arc<Sim>>,
+    PathParam((id, rest)): PathParam<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    use tower::ServiceExt;
+    let peer = sim
+        .options
+        .peers
+        .as_ref()
+        .and_then(|p| p.get(&id))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no node '{id}' in this fleet"),
+            )
+        })?;
+    if !peer.sim.options.admin {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("node '{id}' has no admin API"),
+        ));
+    }
+    let (mut parts, body) = req.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    parts.uri = format!("/sim/v1/{rest}{query}")
+        .parse()
+        .map_err(|_| ApiError::unprocessable("invalid path"))?;
+    let resp = crate::api::router(peer.sim.clone())
+        .oneshot(Request::from_parts(parts, body))
+        .await
+        .unwrap_or_else(|e| match e {});
+    Ok(resp)
 }
 
 async fn auth(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Result<Response, ApiError> {

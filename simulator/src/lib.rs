@@ -19,6 +19,7 @@
 //! | [`deviation`] | how a node deviates from honest vectors: the mismatch models (noise floors, quantisation, forgery, batch effects) |
 //! | [`refs`] | reference-backed honesty: serve golden references' own vectors |
 //! | [`config`] | `NodeConfig` and `Faults`: what a node is, as data |
+//! | [`fleet`] | many nodes in one process: fleet files, `--nodes N`, per-node seeds, the inventory  |
 //! | [`inventory`] | the served nodes in the operators' node-config format (`--inventory-out`) |
 //! | [`fixtures`] | shipped profiles, catalogue, scenarios and references (compiled in) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
@@ -34,6 +35,7 @@ pub mod config;
 pub mod deviation;
 pub mod error;
 pub mod fixtures;
+pub mod fleet;
 pub mod inventory;
 pub mod journal;
 pub mod node;
@@ -71,20 +73,30 @@ pub enum BuildError {
     References { dir: String, source: std::io::Error },
 }
 
-/// Build a node. `references`: a directory of golden references to back honest vectors
-/// (`None` = the compiled-in ones).
-pub fn build_node(cfg: NodeConfig, references: Option<&Path>) -> Result<Arc<Node>, BuildError> {
-    cfg.check()?;
-    let profile = fixtures::profile(&cfg.profile)?;
-    let refs = match references {
+/// Load the golden references that back honest vectors: a directory, or (`None`) the
+/// compiled-in ones. Load once and share across the nodes of a fleet.
+pub fn load_references(references: Option<&Path>) -> Result<refs::RefStore, BuildError> {
+    match references {
         Some(dir) => refs::RefStore::load_dir(dir).map_err(|source| BuildError::References {
             dir: dir.display().to_string(),
             source,
-        })?,
-        None => refs::RefStore::embedded(),
-    };
+        }),
+        None => Ok(refs::RefStore::embedded()),
+    }
+}
+
+/// Build a node. `references`: a directory of golden references to back honest vectors
+/// (`None` = the compiled-in ones).
+pub fn build_node(cfg: NodeConfig, references: Option<&Path>) -> Result<Arc<Node>, BuildError> {
+    build_node_with(cfg, &load_references(references)?)
+}
+
+/// Build a node on already loaded references (shared, not copied).
+pub fn build_node_with(cfg: NodeConfig, refs: &refs::RefStore) -> Result<Arc<Node>, BuildError> {
+    cfg.check()?;
+    let profile = fixtures::profile(&cfg.profile)?;
     let catalog = fixtures::catalog(refs.models())?;
-    Ok(Node::new(cfg, profile, catalog, refs))
+    Ok(Node::new(cfg, profile, catalog, refs.clone()))
 }
 
 /// A node served in the background on `127.0.0.1:0`.

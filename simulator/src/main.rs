@@ -1,6 +1,7 @@
 //! `mlnode-sim`: serve a simulated MLNode. A thin shell over the `mlnode_sim` library.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -85,9 +86,18 @@ struct Cli {
     /// --inventory FILE`.
     #[arg(long)]
     inventory_out: Option<PathBuf>,
-    /// The node id written by --inventory-out.
+    /// The node id (single node) written by --inventory-out and listed by /sim/v1/nodes.
     #[arg(long, default_value = "node1")]
     node_id: String,
+    /// Serve many nodes in one process from a fleet file (TOML `[[group]]`s: scenario,
+    /// count, id_prefix, seed, deployed_model, replicas); one listener per node, from
+    /// --port upward (or each chosen by the OS with --port 0), one URL per line.
+    #[arg(long, conflicts_with_all = ["scenario", "config", "nodes"])]
+    fleet: Option<PathBuf>,
+    /// Serve N independent nodes, each with the scenario and flags given, seeds derived
+    /// from --seed.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    nodes: Option<u32>,
     /// Request journal capacity (0 = off).
     #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
     journal_size: usize,
@@ -200,40 +210,88 @@ async fn main() -> anyhow::Result<()> {
     }
     let refs_dir = cli
         .references
+        .clone()
         .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
-    let refs = refs_dir.is_dir().then_some(refs_dir.as_path());
-    let node = mlnode_sim::build_node(cfg, refs)?;
-    let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
-        .await
-        .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
-    let addr = listener.local_addr()?;
+    // Loaded once, shared by every node of a fleet.
+    let refs = mlnode_sim::load_references(refs_dir.is_dir().then_some(refs_dir.as_path()))?;
+    let specs = match (&cli.fleet, cli.nodes) {
+        (Some(path), _) => {
+            let name = path.display().to_string();
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+            mlnode_sim::fleet::expand(&mlnode_sim::fleet::parse(&name, &text)?, &cfg)?
+        }
+        (None, Some(n)) => mlnode_sim::fleet::copies(n, &cfg),
+        (None, None) => vec![mlnode_sim::fleet::NodeSpec {
+            id: cli.node_id.clone(),
+            cfg,
+        }],
+    };
+    let peers = Arc::new(mlnode_sim::sim::Peers::default());
+    let limits = mlnode_sim::ServeLimits {
+        max_connections: cli.max_connections.map_or_else(
+            || mlnode_sim::ServeLimits::default().max_connections,
+            |n| n as usize,
+        ),
+        header_read_timeout: std::time::Duration::from_secs_f64(cli.header_read_timeout),
+        ..mlnode_sim::ServeLimits::default()
+    };
+    let fleet = specs.len() > 1;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        let node = mlnode_sim::build_node_with(spec.cfg, &refs)?;
+        let port = if cli.port == 0 {
+            0
+        } else {
+            cli.port.saturating_add(i as u16)
+        };
+        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot bind {}:{port}", cli.host))?;
+        let addr = listener.local_addr()?;
+        println!("http://{addr}");
+        if !fleet {
+            tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
+                time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
+        }
+        let sim = mlnode_sim::Sim::new(
+            node,
+            mlnode_sim::SimOptions {
+                admin: cli.admin,
+                admin_token: cli.admin_token.clone(),
+                journal_size: Some(cli.journal_size),
+                limits: Some(limits),
+                peers: Some(peers.clone()),
+            },
+        );
+        peers.add(mlnode_sim::sim::Peer {
+            id: spec.id,
+            addr,
+            sim: sim.clone(),
+        });
+        let mut stop = stop_rx.clone();
+        servers.spawn(mlnode_sim::serve_sim(listener, sim, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    if fleet {
+        tracing::info!(
+            nodes = peers.members().len(),
+            admin = cli.admin,
+            "mlnode-sim fleet listening"
+        );
+    }
     if let Some(path) = &cli.inventory_out {
-        let inv = mlnode_sim::inventory::entry(&cli.node_id, addr, &node);
-        let text =
-            serde_json::to_string_pretty(&mlnode_protocol::node_config::NodeConfig(vec![inv]))?;
+        let text = serde_json::to_string_pretty(&mlnode_sim::fleet::inventory(&peers))?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("http://{addr}");
-    tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
-        time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
-    let sim = mlnode_sim::Sim::new(
-        node,
-        mlnode_sim::SimOptions {
-            admin: cli.admin,
-            admin_token: cli.admin_token,
-            journal_size: Some(cli.journal_size),
-            limits: Some(mlnode_sim::ServeLimits {
-                max_connections: cli.max_connections.map_or_else(
-                    || mlnode_sim::ServeLimits::default().max_connections,
-                    |n| n as usize,
-                ),
-                header_read_timeout: std::time::Duration::from_secs_f64(cli.header_read_timeout),
-                ..mlnode_sim::ServeLimits::default()
-            }),
-        },
-    );
-    mlnode_sim::serve_sim(listener, sim, shutdown_signal()).await?;
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while let Some(r) = servers.join_next().await {
+        r??;
+    }
     tracing::info!("mlnode-sim stopped");
     Ok(())
 }

@@ -12,10 +12,10 @@ use mlnode_protocol::{Reference, Vector};
 
 type RoundKey = (String, u32, u32, String, String);
 
-/// Vectors by round and nonce.
+/// Vectors by round and nonce. Cheap to clone (shared): a fleet of nodes holds one copy.
 #[derive(Debug, Default, Clone)]
 pub struct RefStore {
-    rounds: HashMap<RoundKey, HashMap<i64, Vector>>,
+    rounds: std::sync::Arc<HashMap<RoundKey, HashMap<i64, Vector>>>,
     models: Vec<String>,
 }
 
@@ -29,7 +29,9 @@ impl RefStore {
             r.block_hash.clone(),
             r.public_key.clone(),
         );
-        let round = self.rounds.entry(key).or_default();
+        let round = std::sync::Arc::make_mut(&mut self.rounds)
+            .entry(key)
+            .or_default();
         for a in &r.artifacts {
             if let Ok(v) = Vector::decode(&a.vector_b64, r.k_dim as usize) {
                 round.insert(a.nonce, v);

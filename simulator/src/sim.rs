@@ -24,6 +24,78 @@ pub struct SimOptions {
     pub journal_size: Option<usize>,
     /// Serving limits; `None` = [`ServeLimits::default`] (sized from the fd limit).
     pub limits: Option<ServeLimits>,
+    /// The other nodes of a fleet in this process (for `/sim/v1/nodes`).
+    pub peers: Option<Arc<Peers>>,
+}
+
+/// A node of a fleet served by this process.
+#[derive(Clone)]
+pub struct Peer {
+    pub id: String,
+    pub addr: std::net::SocketAddr,
+    pub sim: Arc<Sim>,
+}
+
+/// One line of `GET /sim/v1/nodes`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerInfo {
+    pub id: String,
+    pub url: String,
+    pub seed: u64,
+    pub deployed_model: Option<String>,
+    pub profile: String,
+    pub time_scale: f64,
+}
+
+/// The fleet's registry, shared by every node's admin API.
+#[derive(Default)]
+pub struct Peers {
+    members: RwLock<Vec<Peer>>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("nodes", &self.members().len())
+            .finish()
+    }
+}
+
+impl Peers {
+    pub fn add(&self, p: Peer) {
+        self.members
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p);
+    }
+
+    pub fn members(&self) -> Vec<Peer> {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Peer> {
+        self.members().into_iter().find(|m| m.id == id)
+    }
+
+    pub fn list(&self) -> Vec<PeerInfo> {
+        self.members()
+            .iter()
+            .map(|m| {
+                let n = m.sim.node();
+                PeerInfo {
+                    id: m.id.clone(),
+                    url: format!("http://{}", m.addr),
+                    seed: n.cfg.seed,
+                    deployed_model: n.cfg.deployed_model.clone(),
+                    profile: n.profile.name.clone(),
+                    time_scale: n.clock.scale(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Limits of the serving loop.
@@ -131,7 +203,15 @@ impl Sim {
     pub async fn run_ticker(self: Arc<Self>) {
         loop {
             let node = self.node();
-            tokio::time::sleep(node.clock.tick()).await;
+            if node.needs_ticks() {
+                tokio::time::sleep(node.clock.tick()).await;
+            } else {
+                // Idle: no timer work until a request (or, as a safety net, 5 s).
+                tokio::select! {
+                    _ = node.woken() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+            }
             // A panic here must not end the ticker (and with it every callback): catch
             // it, mark the node unhealthy, keep ticking.
             let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.tick()));

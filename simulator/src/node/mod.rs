@@ -117,6 +117,8 @@ pub struct Node {
     /// The first internal error (a caught panic): the node reports itself unhealthy
     /// instead of silently losing a background task.
     internal_error: Mutex<Option<String>>,
+    /// Poked by every request: an idle node's ticker sleeps until something happens.
+    wake: tokio::sync::Notify,
 }
 
 fn uuid() -> String {
@@ -137,6 +139,32 @@ pub fn parallel_size(args: &[String]) -> u32 {
 }
 
 impl Node {
+    /// Whether anything must happen without a request: callbacks to deliver (mining with a
+    /// url, queued jobs, the outbox), a deploy under way, a process-exit window. Time is
+    /// otherwise computed on request, so an idle node needs no timer at all.
+    pub fn needs_ticks(&self) -> bool {
+        let g = self.lock();
+        g.down.is_some()
+            || !g.outbox.is_empty()
+            || matches!(g.startup, Startup::InProgress { .. })
+            || g.runner.as_ref().is_some_and(|r| {
+                r.replicas.iter().any(|x| {
+                    !x.queue.is_empty()
+                        || x.mining.as_ref().is_some_and(|m| m.request.url.is_some())
+                })
+            })
+    }
+
+    /// A request arrived: an idle ticker looks again.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Node::wake`].
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
     /// Record a caught panic (the first one is kept; later ones are logged only).
     pub fn record_internal_error(&self, what: &str, message: &str) {
         tracing::error!(
@@ -187,6 +215,7 @@ impl Node {
             http: reqwest::Client::new(),
             sinks: Mutex::new(HashMap::new()),
             internal_error: Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {

@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 mod callbacks;
+mod fleet;
 mod hardening;
 mod malformed;
 mod scenarios;

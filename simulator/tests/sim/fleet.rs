@@ -1,0 +1,183 @@
+//! Many nodes in one process: independent state, per-node admin by id, the inventory in
+//! node-config format, and idle nodes that need no timers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+struct Fleet {
+    child: Child,
+    urls: Vec<String>,
+    inventory: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fleet(args: &[&str], n: usize) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlnode-sim"))
+        .args([
+            "--port",
+            "0",
+            "--admin",
+            "--time-scale",
+            "2000",
+            "--inventory-out",
+        ])
+        .arg(&inventory)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let urls: Vec<String> = (0..n).map(|_| lines.next().unwrap().unwrap()).collect();
+    // The inventory is written after the last listener is bound.
+    for _ in 0..200 {
+        if inventory.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Fleet {
+        child,
+        urls,
+        inventory,
+        _dir: dir,
+    }
+}
+
+async fn get(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Two nodes of one fleet share nothing: deploy on one, the other stays idle; fault one,
+/// the other answers; the admin API reaches each by id; the inventory lists them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_independent_and_addressable_by_id() {
+    let f = start_fleet(&["--nodes", "3", "--cached-model", QWEN], 3);
+    let (a, b) = (&f.urls[0], &f.urls[1]);
+    let (code, _) = post(
+        &format!("{a}/api/v1/inference/up/async"),
+        json!({"model": QWEN, "dtype": "auto"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let st_a = get(&format!("{a}/api/v1/inference/up/status")).await;
+    let st_b = get(&format!("{b}/api/v1/inference/up/status")).await;
+    assert_ne!(st_a["status"], "not_started");
+    assert_eq!(st_b["status"], "not_started", "the other node stays idle");
+    // The fleet list, from any node.
+    let list = get(&format!("{b}/sim/v1/nodes")).await;
+    let ids: Vec<&str> = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["node-01", "node-02", "node-03"]);
+    let seeds: std::collections::HashSet<u64> = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds.len(), 3, "every node its own seed");
+    // A transport fault on node-02 through node-01's admin API: node-02 resets, node-01 answers.
+    let (code, _) = post(
+        &format!("{a}/sim/v1/nodes/node-02/faults"),
+        json!({"path": "/health", "probability": 1.0, "kind": "reset"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        reqwest::get(format!("{b}/health")).await.is_err(),
+        "node-02 is faulted"
+    );
+    assert!(reqwest::get(format!("{a}/health"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let journal = get(&format!("{a}/sim/v1/nodes/node-03/journal")).await;
+    assert!(journal["entries"].is_array());
+    let (code, v) = post(&format!("{a}/sim/v1/nodes/nope/reset"), json!({})).await;
+    assert_eq!(code, 404, "{v}");
+    // The inventory round-trips through the validator's parser, one entry per node.
+    let inv = mlnode_protocol::node_config::NodeConfig::parse(
+        &std::fs::read_to_string(&f.inventory).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inv.0.len(), 3);
+    assert_eq!(inv.0[1].poc_url("http"), *b);
+    assert!(inv.0[0].models.contains_key(QWEN));
+}
+
+/// A fleet file: groups with their scenarios, ids and seeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_file_starts_its_groups() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fleets/mixed.toml");
+    let f = start_fleet(&["--fleet", path.to_str().unwrap()], 10);
+    let list = get(&format!("{}/sim/v1/nodes", f.urls[0])).await;
+    let nodes = list["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 10);
+    assert_eq!(nodes[6]["id"], "int4-01");
+    // A no-backends node answers 503 where an honest one starts mining.
+    let honest = &f.urls[0];
+    let nob = &f.urls[8];
+    let (code, _) = post(
+        &format!("{nob}/api/v1/inference/pow/init/generate"),
+        init_body(QWEN),
+    )
+    .await;
+    assert_eq!(code, 503);
+    let (code, _) = post(
+        &format!("{honest}/api/v1/inference/pow/init/generate"),
+        init_body(QWEN),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+/// Idle costs nothing: a node with nothing to do unprompted needs no timer; mining with a
+/// callback url does.
+#[tokio::test]
+async fn idle_nodes_need_no_timers() {
+    let h = start(mlnode_sim::NodeConfig {
+        deployed_model: Some(QWEN.into()),
+        ..cfg()
+    })
+    .await;
+    let node = h.sim.node();
+    assert!(!node.needs_ticks(), "a deployed, idle node");
+    let c = C::new(&h);
+    let mut body = init_body(QWEN);
+    body["url"] = json!("http://127.0.0.1:9/cb");
+    let (code, _) = c.post("/api/v1/inference/pow/init/generate", body).await;
+    assert_eq!(code, 200);
+    assert!(node.needs_ticks(), "mining with callbacks to deliver");
+    let (code, _) = c.post("/api/v1/inference/pow/stop", json!({})).await;
+    assert_eq!(code, 200);
+    assert!(!node.needs_ticks());
+}
