@@ -50,7 +50,7 @@ impl Default for NodeConfig {
         NodeConfig {
             replicas: None,
             gpus: None,
-            profile: "generic".into(),
+            profile: DEFAULT_PROFILE.into(),
             seed: 42,
             default_batch_size: 32,
             download_gb_per_s: 2.0,
@@ -172,6 +172,10 @@ fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
+
+/// The profile a node runs at unless told otherwise (a deploy of a model with shipped
+/// profiles switches to the matching one).
+pub const DEFAULT_PROFILE: &str = "generic";
 
 /// The fastest a simulated clock may run: beyond it, simulated seconds per request
 /// overflow the counters a node reports.

@@ -12,16 +12,36 @@ use mlnode_protocol::{Reference, Vector};
 
 type RoundKey = (String, u32, u32, String, String);
 
+/// One reference's vectors of a round, and the deploy it was recorded with.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The reference file's name (what logs and the admin API show).
+    pub name: String,
+    /// Its `additional_args`.
+    pub args: Vec<String>,
+    pub vectors: HashMap<i64, Vector>,
+}
+
 /// Vectors by round and nonce. Cheap to clone (shared): a fleet of nodes holds one copy.
+/// Several references can cover one round (Qwen3-235B: default 32 and DeepGEMM 2000,
+/// recorded on different hardware): a node serves the recording made with the deploy it
+/// runs first, the others for nonces that one lacks.
 #[derive(Debug, Default, Clone)]
 pub struct RefStore {
-    rounds: std::sync::Arc<HashMap<RoundKey, HashMap<i64, Vector>>>,
+    rounds: std::sync::Arc<HashMap<RoundKey, Vec<Recording>>>,
     models: Vec<String>,
+}
+
+fn tp(args: &[String]) -> Option<&str> {
+    args.iter()
+        .position(|a| a == "--tensor-parallel-size")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 impl RefStore {
     /// Add one reference (its vectors are already checked by `Reference::parse`).
-    pub fn add(&mut self, r: &Reference) {
+    pub fn add_named(&mut self, name: &str, r: &Reference) {
         let key = (
             r.model.clone(),
             r.seq_len,
@@ -29,17 +49,31 @@ impl RefStore {
             r.block_hash.clone(),
             r.public_key.clone(),
         );
-        let round = std::sync::Arc::make_mut(&mut self.rounds)
+        let vectors = r
+            .artifacts
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a.nonce,
+                    Vector::decode(&a.vector_b64, r.k_dim as usize).ok()?,
+                ))
+            })
+            .collect();
+        std::sync::Arc::make_mut(&mut self.rounds)
             .entry(key)
-            .or_default();
-        for a in &r.artifacts {
-            if let Ok(v) = Vector::decode(&a.vector_b64, r.k_dim as usize) {
-                round.insert(a.nonce, v);
-            }
-        }
+            .or_default()
+            .push(Recording {
+                name: name.to_owned(),
+                args: r.additional_args.clone().unwrap_or_default(),
+                vectors,
+            });
         if !self.models.contains(&r.model) {
             self.models.push(r.model.clone());
         }
+    }
+
+    pub fn add(&mut self, r: &Reference) {
+        self.add_named(&r.model, r)
     }
 
     /// Load every `*.json` in `dir` that parses as a reference; others are skipped with a
@@ -54,7 +88,7 @@ impl RefStore {
         entries.sort();
         for p in entries {
             match Reference::load(&p) {
-                Ok(r) => store.add(&r),
+                Ok(r) => store.add_named(&p.file_name().unwrap_or_default().to_string_lossy(), &r),
                 Err(e) => tracing::warn!(file = %p.display(), error = %e, "skipping reference"),
             }
         }
@@ -64,16 +98,17 @@ impl RefStore {
     /// The compiled-in references.
     pub fn embedded() -> Self {
         let mut store = RefStore::default();
-        for (_, text) in crate::fixtures::REFERENCES {
+        for (name, text) in crate::fixtures::REFERENCES {
             if let Ok(r) = Reference::parse(text) {
-                store.add(&r);
+                store.add_named(name, &r);
             }
         }
         store
     }
 
-    /// The vectors of one round, looked up once per request. `poc_stronger_rng` changes
-    /// the inputs, so callers skip the lookup for it (a reference never covers it).
+    /// The recordings of one round, the one made with `deploy_args` first (same args,
+    /// else the same tensor-parallel size), looked up once per request. `poc_stronger_rng`
+    /// changes the inputs, so callers skip the lookup for it (a reference never covers it).
     pub fn round(
         &self,
         model: &str,
@@ -81,17 +116,32 @@ impl RefStore {
         k_dim: u32,
         block_hash: &str,
         public_key: &str,
-    ) -> Option<&HashMap<i64, Vector>> {
+        deploy_args: &[String],
+    ) -> Vec<&Recording> {
         if self.rounds.is_empty() {
-            return None;
+            return Vec::new();
         }
-        self.rounds.get(&(
+        let Some(recs) = self.rounds.get(&(
             model.to_owned(),
             seq_len,
             k_dim,
             block_hash.to_owned(),
             public_key.to_owned(),
-        ))
+        )) else {
+            return Vec::new();
+        };
+        let score = |r: &Recording| {
+            if r.args == deploy_args {
+                0
+            } else if tp(&r.args).is_some() && tp(&r.args) == tp(deploy_args) {
+                1
+            } else {
+                2
+            }
+        };
+        let mut out: Vec<&Recording> = recs.iter().collect();
+        out.sort_by_key(|r| score(r));
+        out
     }
 
     /// Models of the loaded references (added to the simulated HF catalogue).

@@ -32,7 +32,7 @@ impl Node {
                 "VLLM startup is already in progress. Use /inference/up/status to check status.",
             ));
         }
-        let n = self.replica_count(&req.additional_args);
+        let n = self.replica_count(&req.model, &req.additional_args);
         let ready_at = now + self.cfg.deploy_seconds + 5.0 * f64::from(n.saturating_sub(1));
         let (ends, outcome) = if !g.cache.contains_key(&req.model) {
             (
@@ -59,7 +59,8 @@ impl Node {
             ends,
             outcome,
         };
-        g.runner = Some(self.make_runner(req.model.clone(), n, ready_at));
+        g.runner =
+            Some(self.make_runner(req.model.clone(), req.additional_args.clone(), n, ready_at));
         Ok(StatusMessage {
             status: "starting".into(),
             message: Some("Inference startup initiated in background".into()),

@@ -89,6 +89,8 @@ enum Startup {
 #[derive(Debug)]
 struct Runner {
     model: String,
+    /// The hardware profile this deploy runs at.
+    profile: Profile,
     replicas: Vec<Replica>,
 }
 
@@ -119,6 +121,9 @@ pub struct Node {
     internal_error: Mutex<Option<String>>,
     /// Poked by every request: an idle node's ticker sleeps until something happens.
     wake: tokio::sync::Notify,
+    /// The latest deploy's vLLM args, kept apart from `inner` so that vector sources can
+    /// read them while `inner` is held.
+    deploy_args: Mutex<Vec<String>>,
 }
 
 fn uuid() -> String {
@@ -153,6 +158,37 @@ impl Node {
                         || x.mining.as_ref().is_some_and(|m| m.request.url.is_some())
                 })
             })
+    }
+
+    /// The running deploy's vLLM args (empty when nothing is deployed with args).
+    pub fn deploy_args(&self) -> Vec<String> {
+        self.deploy_args
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The reference recordings this node serves for a round, preferred first (names).
+    pub fn served_references(
+        &self,
+        model: &str,
+        seq_len: u32,
+        k_dim: u32,
+        block_hash: &str,
+        public_key: &str,
+    ) -> Vec<String> {
+        self.refs
+            .round(
+                model,
+                seq_len,
+                k_dim,
+                block_hash,
+                public_key,
+                &self.deploy_args(),
+            )
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// A request arrived: an idle ticker looks again.
@@ -216,13 +252,14 @@ impl Node {
             sinks: Mutex::new(HashMap::new()),
             internal_error: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            deploy_args: Mutex::new(Vec::new()),
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {
             let mut g = node.lock();
-            let n = node.replica_count(&[]);
+            let n = node.replica_count(&model, &[]);
             g.startup = Startup::Completed { started: 0.0 };
-            g.runner = Some(node.make_runner(model, n, 0.0));
+            g.runner = Some(node.make_runner(model, Vec::new(), n, 0.0));
         }
         node
     }
@@ -284,7 +321,10 @@ impl Node {
         stall_after: Option<f64>,
         init_error: Option<String>,
     ) -> Result<(), ApiError> {
-        let base = self.profile.nonces_per_second();
+        let base = self.lock().runner.as_ref().map_or_else(
+            || self.profile.nonces_per_second(),
+            |r| r.profile.nonces_per_second(),
+        );
         self.with_replica(index, |r, now| {
             if let Some(m) = rate {
                 r.rate = base * m;
@@ -307,16 +347,47 @@ impl Node {
         })
     }
 
-    fn replica_count(&self, args: &[String]) -> u32 {
+    /// The hardware profile a deploy runs at: the configured one when it was chosen
+    /// (`--profile`, a scenario), else the shipped profile recorded for this model with
+    /// the deploy's GPUs per instance (tp·pp; no args: the profile's own), else the first
+    /// one for the model, else the generic one.
+    pub fn profile_for(&self, model: &str, args: &[String]) -> Profile {
+        if self.profile.name != crate::config::DEFAULT_PROFILE {
+            return self.profile.clone();
+        }
+        let all = crate::fixtures::profiles().unwrap_or_default();
+        let mine: Vec<&Profile> = all
+            .iter()
+            .filter(|p| p.model.as_deref() == Some(model))
+            .collect();
+        let tp = parallel_size(args);
+        mine.iter()
+            .find(|p| args.is_empty() || p.gpus_per_instance == tp)
+            .or(mine.first())
+            .map_or_else(|| self.profile.clone(), |p| (*p).clone())
+    }
+
+    fn replica_count(&self, model: &str, args: &[String]) -> u32 {
         if let Some(n) = self.cfg.replicas {
             return n;
         }
-        let gpus = self.cfg.gpus.unwrap_or(self.profile.gpus_per_instance);
-        (gpus / parallel_size(args)).clamp(1, 128)
+        let profile = self.profile_for(model, args);
+        let gpus = self.cfg.gpus.unwrap_or(profile.gpus_per_instance);
+        let per_instance = if args.is_empty() {
+            profile.gpus_per_instance.max(1)
+        } else {
+            parallel_size(args)
+        };
+        (gpus / per_instance).clamp(1, 128)
     }
 
-    fn make_runner(&self, model: String, n: u32, ready_at: f64) -> Runner {
-        let base_rate = self.profile.nonces_per_second();
+    fn make_runner(&self, model: String, args: Vec<String>, n: u32, ready_at: f64) -> Runner {
+        args.clone_into(&mut self.deploy_args.lock().unwrap_or_else(|e| e.into_inner()));
+        let profile = self.profile_for(&model, &args);
+        if profile.name != self.profile.name {
+            tracing::info!(model, profile = %profile.name, replicas = n, "deploy runs at the model's hardware profile");
+        }
+        let base_rate = profile.nonces_per_second();
         let faults = &self.cfg.faults;
         let replicas = (0..n)
             .map(|i| {
@@ -369,7 +440,11 @@ impl Node {
                 r
             })
             .collect();
-        Runner { model, replicas }
+        Runner {
+            model,
+            profile,
+            replicas,
+        }
     }
 
     // ------------------------------------------------------------------ time

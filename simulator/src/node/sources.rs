@@ -1,8 +1,6 @@
 //! The node's vectors: per-request sources (reference-backed, generated, moved by
 //! mismatch rules) and explicit-nonce compute (artifacts or a verdict).
 
-use std::collections::HashMap;
-
 use mlnode_protocol::verdict::VerdictError;
 use mlnode_protocol::wire::{
     Artifact, ArtifactsResult, Encoding, GenerateRequest, JobResult, PoCParams, ValidationResult,
@@ -36,7 +34,7 @@ impl Node {
                 public_key,
             ),
             refs: if stronger_rng {
-                None
+                Vec::new()
             } else {
                 self.refs.round(
                     &params.model,
@@ -44,6 +42,7 @@ impl Node {
                     params.k_dim,
                     block_hash,
                     public_key,
+                    &self.deploy_args(),
                 )
             },
             rule_round: format!("{}\u{1f}{}\u{1f}{}", params.model, block_hash, public_key),
@@ -114,7 +113,8 @@ impl Node {
 pub struct VectorSource<'a> {
     node: &'a Node,
     round: vectors::Round,
-    refs: Option<&'a HashMap<i64, Vector>>,
+    /// Reference recordings of the round, preferred first.
+    refs: Vec<&'a crate::refs::Recording>,
     rule_round: String,
     stronger_rng: bool,
     batch_size: u32,
@@ -134,7 +134,7 @@ impl VectorSource<'_> {
         unit: &mut [f64; mlnode_protocol::codec::MAX_FAST_K],
     ) -> Own<'_> {
         let k = self.round.k_dim().min(unit.len());
-        let base = self.refs.and_then(|r| r.get(&nonce));
+        let base = self.refs.iter().find_map(|r| r.vectors.get(&nonce));
         let pos = BatchPosition {
             index,
             batch_size: self.batch_size,

@@ -181,3 +181,85 @@ async fn idle_nodes_need_no_timers() {
     assert_eq!(code, 200);
     assert!(!node.needs_ticks());
 }
+
+/// A deploy runs at the shipped profile of its model and GPUs per instance (the generic
+/// one stays for unknown models); each real reference's own deploy args pick its profile.
+#[test]
+fn the_profile_follows_the_model_and_its_tensor_parallel_size() {
+    let node = mlnode_sim::build_node(cfg(), None).unwrap();
+    let arts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(arts).unwrap() {
+        let r = mlnode_protocol::Reference::load(&e.unwrap().path()).unwrap();
+        let args = r.additional_args.clone().unwrap_or_default();
+        let p = node.profile_for(&r.model, &args);
+        seen.push(format!(
+            "{} {:?} -> {}",
+            r.model,
+            args.iter()
+                .skip_while(|a| *a != "--tensor-parallel-size")
+                .nth(1),
+            p.name
+        ));
+        if p.name != "generic" {
+            assert_eq!(p.model.as_deref(), Some(r.model.as_str()));
+        }
+    }
+    seen.sort();
+    let s: String = seen.join("\n");
+    assert!(s.contains("Qwen/Qwen3-32B-FP8 None -> generic"), "{s}");
+    // Qwen3-235B: tp 2 (the DeepGEMM recording, 4×B200) → the 2-GPU B200 profile.
+    assert!(
+        s.contains("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 Some(\"2\") -> qwen235b-fp8-2xb200"),
+        "{s}"
+    );
+    let tp2 = vec!["--tensor-parallel-size".to_string(), "2".into()];
+    assert_eq!(node.profile_for("Nobody/Unknown", &tp2).name, "generic");
+    // An explicitly chosen profile wins.
+    let fixed = mlnode_sim::build_node(
+        mlnode_sim::NodeConfig {
+            profile: "qwen235b-fp8-4xh100".into(),
+            ..cfg()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        fixed
+            .profile_for("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", &tp2)
+            .name,
+        "qwen235b-fp8-4xh100"
+    );
+}
+
+/// Qwen3-235B tp=2 on 4 GPUs: 2 replicas at the B200 profile; the DeepGEMM recording (tp 2)
+/// is served first, so it validates clean, where the default (tp 4) one meets the other
+/// hardware class's numerics.
+#[tokio::test]
+async fn the_node_serves_the_recording_of_its_deploy() {
+    let model = "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8";
+    let arts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
+    let node = mlnode_sim::build_node(
+        mlnode_sim::NodeConfig {
+            gpus: Some(4),
+            cached_models: vec![model.into()],
+            ..cfg()
+        },
+        Some(&arts),
+    )
+    .unwrap();
+    let h = mlnode_sim::spawn(node.clone()).await.unwrap();
+    let c = C::new(&h);
+    c.download_and_deploy(
+        model,
+        json!(["--tensor-parallel-size", "2", "--max-model-len", "240000"]),
+    )
+    .await;
+    let st = c.get("/api/v1/inference/pow/status").await.1;
+    assert_eq!(st["backends"].as_array().unwrap().len(), 2, "4 GPUs / tp 2");
+    let served = node.served_references(model, 1024, 12, "TEST_BLOCK", "test_pub_keys");
+    assert_eq!(
+        served[0], "qwen-qwen3-235b-a22b-instruct-2507-fp8-deepgemm.json",
+        "{served:?}"
+    );
+}
