@@ -23,13 +23,13 @@ use serde::Serialize;
 pub struct ValidateArgs {
     /// MLNode base URL (http://host:port), or `sim:<scenario>` for an embedded simulated
     /// node (see --list-scenarios).
-    #[arg(long, help_heading = "Inputs", value_parser = crate::endpoint::parse_url_arg, required_unless_present = "list_scenarios", default_value = "")]
+    #[arg(long, help_heading = "Inputs", value_parser = crate::endpoint::parse_url_arg, required_unless_present_any = ["list_scenarios", "inventory"], default_value = "")]
     pub mlnode_url: String,
     /// Full HuggingFace model id, e.g. Qwen/Qwen3-32B-FP8 (selects the reference).
     #[arg(
         long,
         help_heading = "Inputs",
-        required_unless_present = "list_scenarios",
+        required_unless_present_any = ["list_scenarios", "inventory"],
         default_value = ""
     )]
     pub model: String,

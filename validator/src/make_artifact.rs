@@ -15,7 +15,7 @@ use crate::endpoint;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "mlnode-make-artifact", version)]
 pub struct MakeArtifactArgs {
-    /// MLNode base URL (or `sim:<scenario>` with the model deployed by the scenario).
+    /// MLNode base URL (or `sim:<scenario>`: an embedded node with --model deployed).
     #[arg(long, required_unless_present = "bake_from", default_value = "")]
     pub mlnode_url: String,
     #[arg(long, required_unless_present = "bake_from", default_value = "")]
@@ -111,7 +111,8 @@ pub async fn run(
         &args.mlnode_url,
         args.time_scale,
         &mlnode_support::paths::default_artifacts_dir(),
-        endpoint::Deploy::Scenario,
+        // An embedded node serves the model asked for (a trusted node already does).
+        endpoint::Deploy::Model(&args.model),
     )
     .await?
     .client;
