@@ -49,6 +49,17 @@ enum Cmd {
     },
     /// 6. The accelerated drill matrix over every scenario.
     Matrix,
+    /// 7. Fleets: one mlnode-sim process with N nodes (start-up, RSS, idle CPU) and one
+    /// `mlnode-validate --inventory` over them (wall, peak RSS), against one node's run.
+    Fleet {
+        #[arg(long, value_delimiter = ',', default_values_t = [100u32, 1000])]
+        nodes: Vec<u32>,
+        /// Seconds of idle CPU measurement.
+        #[arg(long, default_value_t = 10.0)]
+        idle_seconds: f64,
+        #[arg(long, default_value_t = 8)]
+        jobs: u32,
+    },
     /// (internal) serve a bare axum hello on 127.0.0.1:0.
     HelloServer,
 }
@@ -512,6 +523,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Validator => "validator",
         Cmd::Memory { .. } => "memory",
         Cmd::Matrix => "matrix",
+        Cmd::Fleet { .. } => "fleet",
         Cmd::HelloServer => unreachable!(),
     });
     let requests = match cli.cmd {
@@ -533,6 +545,101 @@ async fn main() -> anyhow::Result<()> {
     if matches!(which, "all" | "matrix") {
         results.extend(bench_matrix(&cli, tmp.path()).await?);
     }
+    if matches!(which, "all" | "fleet") {
+        let (nodes, idle, jobs) = match &cli.cmd {
+            Some(Cmd::Fleet { nodes, idle_seconds, jobs }) => (nodes.clone(), *idle_seconds, *jobs),
+            _ => (vec![100, 1000], 10.0, 8),
+        };
+        for n in nodes {
+            results.extend(bench_fleet(tmp.path(), n, idle, jobs)?);
+        }
+    }
     println!("{}", serde_json::to_string(&json!({"results": results}))?);
     Ok(())
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = s.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// `mlnode-validate --inventory FILE` under /usr/bin/time: (wall s, peak RSS MB, exit).
+fn validate_fleet(inv: &Path, exp: &Path, jobs: u32) -> anyhow::Result<(f64, f64, i32)> {
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-v")
+        .arg(bin("mlnode-validate")?)
+        .arg("--inventory")
+        .arg(inv)
+        .args(["--time-scale", "1000", "--skip-download", "--progress", "never", "--jobs"])
+        .arg(jobs.to_string())
+        .arg("--exp-dir")
+        .arg(exp);
+    let t0 = Instant::now();
+    let o = c.output()?;
+    let wall = t0.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let rss = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .context("no peak RSS from /usr/bin/time")?
+        .trim()
+        .parse::<f64>()?
+        / 1024.0;
+    Ok((wall, rss, o.status.code().unwrap_or(-1)))
+}
+
+/// 7. A fleet of `n` honest nodes in one simulator process, validated in one command.
+fn bench_fleet(tmp: &Path, n: u32, idle_seconds: f64, jobs: u32) -> anyhow::Result<Vec<Value>> {
+    let inv = tmp.join(format!("fleet-{n}.json"));
+    let t0 = Instant::now();
+    let mut child = pinned(0, &bin("mlnode-sim")?)
+        .args(["--port", "0", "--time-scale", "1000", "--replicas", "4", "--deployed-model", MODEL, "--nodes"])
+        .arg(n.to_string())
+        .arg("--inventory-out")
+        .arg(&inv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    while !inv.exists() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            bail!("{n} nodes did not start in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let startup = t0.elapsed().as_secs_f64();
+    let pid = child.id();
+    let rss = rss_kb(pid)? as f64 / 1024.0;
+    let c0 = cpu_seconds(pid)?;
+    std::thread::sleep(Duration::from_secs_f64(idle_seconds));
+    let idle_pct = (cpu_seconds(pid)? - c0) / idle_seconds * 100.0;
+    // Baseline: one node of the same fleet, alone.
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(&inv)?)?;
+    let one = tmp.join(format!("fleet-{n}-one.json"));
+    std::fs::write(&one, serde_json::to_string(&json!([all[0].clone()]))?)?;
+    let (one_wall, one_rss, code) = validate_fleet(&one, &tmp.join(format!("f{n}-one")), jobs)?;
+    if code != 0 {
+        bail!("one-node fleet validation exited {code}");
+    }
+    let (wall, fleet_rss, code) = validate_fleet(&inv, &tmp.join(format!("f{n}")), jobs)?;
+    let _ = child.kill();
+    let _ = child.wait();
+    if code != 0 {
+        bail!("{n}-node fleet validation exited {code}");
+    }
+    let budget = one_wall * f64::from(n.div_ceil(jobs));
+    let one_figure = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
+    Ok(vec![
+        one_figure(&format!("7. sim, {n} nodes x 4 replicas: start-up"), "s", startup),
+        one_figure(&format!("7. sim, {n} nodes: RSS"), "MB", rss),
+        one_figure(&format!("7. sim, {n} nodes: idle CPU over {idle_seconds} s"), "% core", idle_pct),
+        one_figure("7. validate --inventory, 1 node: wall", "s", one_wall),
+        one_figure(&format!("7. validate --inventory, {n} nodes, --jobs {jobs}: wall"), "s", wall),
+        one_figure(&format!("7. ... ratio to 1-node wall x ceil({n}/{jobs}) (target <= 2)"), "x", wall / budget),
+        one_figure(&format!("7. validate --inventory, {n} nodes: peak RSS (1 node: {one_rss:.1} MB)"), "MB", fleet_rss),
+    ])
 }
