@@ -49,8 +49,8 @@ enum Cmd {
     },
     /// 6. The accelerated drill matrix over every scenario.
     Matrix,
-    /// 7. Fleets: one mlnode-sim process with N nodes (start-up, RSS, idle CPU) and one
-    /// `mlnode-validate --inventory` over them (wall, peak RSS), against one node's run.
+    /// Item 7, fleets: one mlnode-sim process with N nodes (start-up, RSS, idle CPU), and one
+    /// fleet validation over them (wall, peak RSS) against one node's run.
     Fleet {
         #[arg(long, value_delimiter = ',', default_values_t = [100u32, 1000])]
         nodes: Vec<u32>,
@@ -547,7 +547,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(which, "all" | "fleet") {
         let (nodes, idle, jobs) = match &cli.cmd {
-            Some(Cmd::Fleet { nodes, idle_seconds, jobs }) => (nodes.clone(), *idle_seconds, *jobs),
+            Some(Cmd::Fleet {
+                nodes,
+                idle_seconds,
+                jobs,
+            }) => (nodes.clone(), *idle_seconds, *jobs),
             _ => (vec![100, 1000], 10.0, 8),
         };
         for n in nodes {
@@ -563,7 +567,8 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = s.rsplit_once(')').context("stat")?.1;
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    let ticks: f64 =
+        f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
     Ok(ticks / 100.0)
 }
 
@@ -574,7 +579,14 @@ fn validate_fleet(inv: &Path, exp: &Path, jobs: u32) -> anyhow::Result<(f64, f64
         .arg(bin("mlnode-validate")?)
         .arg("--inventory")
         .arg(inv)
-        .args(["--time-scale", "1000", "--skip-download", "--progress", "never", "--jobs"])
+        .args([
+            "--time-scale",
+            "1000",
+            "--skip-download",
+            "--progress",
+            "never",
+            "--jobs",
+        ])
         .arg(jobs.to_string())
         .arg("--exp-dir")
         .arg(exp);
@@ -584,7 +596,10 @@ fn validate_fleet(inv: &Path, exp: &Path, jobs: u32) -> anyhow::Result<(f64, f64
     let err = String::from_utf8_lossy(&o.stderr);
     let rss = err
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .context("no peak RSS from /usr/bin/time")?
         .trim()
         .parse::<f64>()?
@@ -597,7 +612,17 @@ fn bench_fleet(tmp: &Path, n: u32, idle_seconds: f64, jobs: u32) -> anyhow::Resu
     let inv = tmp.join(format!("fleet-{n}.json"));
     let t0 = Instant::now();
     let mut child = pinned(0, &bin("mlnode-sim")?)
-        .args(["--port", "0", "--time-scale", "1000", "--replicas", "4", "--deployed-model", MODEL, "--nodes"])
+        .args([
+            "--port",
+            "0",
+            "--time-scale",
+            "1000",
+            "--replicas",
+            "4",
+            "--deployed-model",
+            MODEL,
+            "--nodes",
+        ])
         .arg(n.to_string())
         .arg("--inventory-out")
         .arg(&inv)
@@ -634,12 +659,32 @@ fn bench_fleet(tmp: &Path, n: u32, idle_seconds: f64, jobs: u32) -> anyhow::Resu
     let budget = one_wall * f64::from(n.div_ceil(jobs));
     let one_figure = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
     Ok(vec![
-        one_figure(&format!("7. sim, {n} nodes x 4 replicas: start-up"), "s", startup),
+        one_figure(
+            &format!("7. sim, {n} nodes x 4 replicas: start-up"),
+            "s",
+            startup,
+        ),
         one_figure(&format!("7. sim, {n} nodes: RSS"), "MB", rss),
-        one_figure(&format!("7. sim, {n} nodes: idle CPU over {idle_seconds} s"), "% core", idle_pct),
+        one_figure(
+            &format!("7. sim, {n} nodes: idle CPU over {idle_seconds} s"),
+            "% core",
+            idle_pct,
+        ),
         one_figure("7. validate --inventory, 1 node: wall", "s", one_wall),
-        one_figure(&format!("7. validate --inventory, {n} nodes, --jobs {jobs}: wall"), "s", wall),
-        one_figure(&format!("7. ... ratio to 1-node wall x ceil({n}/{jobs}) (target <= 2)"), "x", wall / budget),
-        one_figure(&format!("7. validate --inventory, {n} nodes: peak RSS (1 node: {one_rss:.1} MB)"), "MB", fleet_rss),
+        one_figure(
+            &format!("7. validate --inventory, {n} nodes, --jobs {jobs}: wall"),
+            "s",
+            wall,
+        ),
+        one_figure(
+            &format!("7. ... ratio to 1-node wall x ceil({n}/{jobs}) (target <= 2)"),
+            "x",
+            wall / budget,
+        ),
+        one_figure(
+            &format!("7. validate --inventory, {n} nodes: peak RSS (1 node: {one_rss:.1} MB)"),
+            "MB",
+            fleet_rss,
+        ),
     ])
 }

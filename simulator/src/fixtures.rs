@@ -110,6 +110,7 @@ macro_rules! scenarios {
 
 scenarios!(
     "honest",
+    "honest-deployed",
     "honest-4-replicas",
     "tolerated-mismatches",
     "fraud-int4",

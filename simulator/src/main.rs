@@ -134,8 +134,23 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// One error prefix for every binary, the cause chain on one line, no backtrace for a
+/// user error.
+fn main() {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run()) {
+        eprintln!("ERROR: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     mlnode_sim::init_logging("info", cli.color.into());
     if cli.admin && cli.admin_token.is_none() && !is_loopback(&cli.host) && !cli.admin_insecure {

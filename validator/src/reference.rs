@@ -8,14 +8,16 @@ use mlnode_protocol::Reference;
 /// Why the run cannot start: each message is what the operator needs to act.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceLookupError {
-    #[error("no golden reference for model '{model}'\n  expected: {expected}\n  available references in {dir}: {available}\n  bake one from a trusted node that already serves the model:\n    mlnode-make-artifact --mlnode-url <trusted_mlnode_url> --model '{model}' --num-nonces 32 --out {expected}")]
+    #[error("no golden reference for model '{model}'{hint}\n  expected: {expected}\n  available references in {dir}: {available}\n  bake one from a trusted node that already serves the model:\n    mlnode-make-artifact --mlnode-url <trusted_mlnode_url> --model '{model}' --num-nonces 32 --out {expected}")]
     Missing {
         model: String,
+        /// ` — did you mean '<model>'?` for a near miss (case, a typo), else empty.
+        hint: String,
         expected: String,
         dir: String,
         available: String,
     },
-    #[error("reference {path} is for model '{found}', but --model is '{requested}'")]
+    #[error("reference {path} is for model '{found}', but --model is '{requested}'{}", if found.to_lowercase() == requested.to_lowercase() { " (model ids are case-sensitive: did you mean --model '".to_string() + found + "'?)" } else { String::new() })]
     ModelMismatch {
         path: String,
         found: String,
@@ -88,6 +90,9 @@ pub fn resolve(
     if !path.exists() {
         return Err(ReferenceLookupError::Missing {
             model: model.into(),
+            hint: near_miss(model, artifacts_dir)
+                .map(|m| format!(" — did you mean '{m}'?"))
+                .unwrap_or_default(),
             expected: path.display().to_string(),
             dir: artifacts_dir.display().to_string(),
             available: available(artifacts_dir),
@@ -137,6 +142,31 @@ pub fn all_for_model(model: &str, dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// The model id of the shipped reference closest to `model` (same safe id up to case and
+/// separators, or a near typo), when there is one.
+fn near_miss(model: &str, dir: &Path) -> Option<String> {
+    let models: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| Reference::load(&p).ok().map(|r| r.model))
+        .collect();
+    let wanted = safe_id(model);
+    crate::endpoint::did_you_mean(
+        &wanted,
+        models.iter().map(String::as_str).filter(|m| *m != model),
+    )
+    .or_else(|| {
+        models
+            .iter()
+            .map(String::as_str)
+            .find(|m| safe_id(m) == wanted)
+    })
+    .map(str::to_owned)
+    .filter(|m| m != model)
 }
 
 /// `mlnode_validate_<safe id>`.
