@@ -1,5 +1,5 @@
 //! `enum Phase`: the four phases of validate.py as one type — name, number, skip flag,
-//! header line. The loop that runs them is [`crate::phases::run_all`]; the reports name
+//! header line. The loop that runs them is [`crate::phases::run_these`]; the reports name
 //! phases with this type.
 
 use serde::Serialize;

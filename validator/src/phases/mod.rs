@@ -1,4 +1,4 @@
-//! The four phases of validate.py as one type, [`Phase`], run by one loop ([`run_all`]).
+//! The four phases of validate.py as one type, [`Phase`], run by one loop ([`run_these`]).
 //!
 //! Each phase module returns its typed record or a [`Failure`] (the message and, as
 //! [`Partial`], what was learnt before it); the loop prints the header line, keeps the
@@ -121,11 +121,6 @@ impl Records {
         out.sort_by_key(|o| o.phase.number());
         out
     }
-}
-
-/// Run the four phases in order, stopping at the first failure.
-pub async fn run_all(ctx: &Ctx<'_>, rec: &mut Records) {
-    run_these(ctx, rec, &Phase::ALL).await
 }
 
 /// Run `phases` in order, stopping at the first failure (several references share the
