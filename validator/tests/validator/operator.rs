@@ -388,3 +388,52 @@ async fn a_mixed_fleet_in_one_command() {
         h.shutdown().await;
     }
 }
+
+/// A signal during a fleet run stops generation on every node that started it; every
+/// node's partial report is written and the fleet exits 128 + signal.
+#[tokio::test]
+async fn a_signal_stops_every_node_of_a_fleet() {
+    let mut nodes = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        let h = spawn_sim(deployed()).await;
+        nodes.push(
+            json!({"id": format!("n{i}"), "host": "127.0.0.1", "inference_port": h.addr.port(),
+            "poc_port": h.addr.port(), "models": {QWEN: {"args": []}}}),
+        );
+        handles.push(h);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = write(tmp.path(), "inventory.json", &Value::Array(nodes));
+    let exp = tmp.path().join("fleet");
+    let a = args(
+        "",
+        "",
+        &exp,
+        &[
+            "--inventory",
+            inv.to_str().unwrap(),
+            "--skip-download",
+            "--warmup-seconds",
+            "1e9",
+        ],
+    );
+    let (console, _buf) = mlnode_validator::console::Console::buffer();
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        mlnode_validator::Signal::Sigterm
+    };
+    let out = mlnode_validator::fleet::run(a, console, cancel).await;
+    assert_eq!(out.exit_code, 143);
+    let report = read_json(&exp.join("fleet_report.json"));
+    assert_eq!(report["summary"]["interrupted"], 3, "{report}");
+    for h in &handles {
+        let st: Value = reqwest::get(format!("{}/api/v1/inference/pow/status", h.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(st["status"], "IDLE", "generation stopped on {}", h.url());
+    }
+}
