@@ -133,3 +133,159 @@ async fn help_and_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mlnode-url"));
 }
+
+/// The terminal width the test sets (`stty cols`) and emulates.
+const COLS: usize = 240;
+
+/// The final screen of a `COLS`-wide terminal that received `bytes`: a small VT100 subset
+/// (the sequences indicatif and console draw with: CR, LF, cursor up/down, clear line,
+/// clear to end of line / screen, line wrap at the width; others ignored).
+fn final_screen(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut it = text.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\n' => {
+                row += 1;
+                col = 0;
+                if lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+            }
+            '\r' => col = 0,
+            '\u{1b}' => {
+                if it.peek() != Some(&'[') {
+                    continue;
+                }
+                it.next();
+                let mut arg = String::new();
+                let mut fin = ' ';
+                for d in it.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        fin = d;
+                        break;
+                    }
+                    arg.push(d);
+                }
+                let n: usize = arg.trim_start_matches('?').parse().unwrap_or(1).max(1);
+                match fin {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => {
+                        row += n;
+                        while lines.len() <= row {
+                            lines.push(Vec::new());
+                        }
+                    }
+                    'K' if arg == "2" => lines[row].clear(),
+                    'K' => lines[row].truncate(col),
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if col >= COLS {
+                    row += 1;
+                    col = 0;
+                    if lines.len() <= row {
+                        lines.push(Vec::new());
+                    }
+                }
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>().trim_end().to_owned())
+        .collect()
+}
+
+/// On a real pseudo-terminal with progress bars on, the final screen holds the phase
+/// lines and the verdict, and no stale spinner or bar line.
+#[tokio::test]
+async fn the_final_screen_has_no_stale_progress_line() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: no /usr/bin/script for a pseudo-terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "stty cols {COLS} rows 60; {} --mlnode-url sim:honest --model {QWEN} --time-scale 200 --progress always --artifacts-dir {} --exp-dir {}",
+        env!("CARGO_BIN_EXE_mlnode-validate"),
+        artifacts().display(),
+        dir.path().join("exp").display()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/script")
+            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .env_remove("CI")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let raw = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        raw.contains("\u{1b}["),
+        "progress was drawn on the terminal"
+    );
+    let screen: Vec<String> = final_screen(&out.stdout)
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        screen.last().map(String::as_str),
+        Some("verdict: PASS"),
+        "{screen:#?}"
+    );
+    for l in &screen {
+        for stale in [
+            "downloading ",
+            "deploying",
+            "warm-up ",
+            "measuring:",
+            "validating ",
+            "eta ",
+        ] {
+            assert!(
+                !l.contains(stale),
+                "stale progress line {l:?} on the final screen:\n{}",
+                screen.join("\n")
+            );
+        }
+    }
+    for h in [
+        "[1/4] download:",
+        "[2/4] deploy:",
+        "[3/4] throughput:",
+        "[4/4] validate:",
+    ] {
+        assert!(
+            screen.iter().any(|l| l.starts_with(h)),
+            "{h} missing:\n{}",
+            screen.join("\n")
+        );
+    }
+}
