@@ -107,11 +107,11 @@ async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
     };
     // After the handler: whatever it started (mining with callbacks, a queued job) is
     // what an idle ticker must now look at.
-    sim.node().wake();
+    let node = sim.node();
+    node.wake();
     // Tell clients the clock: a validator pointed at this node learns the scale.
-    if let Ok(v) = axum::http::HeaderValue::from_str(&sim.node().clock.scale().to_string()) {
-        resp.headers_mut().insert(TIME_SCALE_HEADER, v);
-    }
+    resp.headers_mut()
+        .insert(TIME_SCALE_HEADER, node.scale_header.clone());
     resp
 }
 

@@ -121,6 +121,9 @@ pub struct Node {
     internal_error: Mutex<Option<String>>,
     /// Poked by every request: an idle node's ticker sleeps until something happens.
     wake: tokio::sync::Notify,
+    /// The clock's scale as the `x-sim-time-scale` header value, rendered once (every
+    /// answer carries it).
+    pub scale_header: axum::http::HeaderValue,
     /// The latest deploy's vLLM args, kept apart from `inner` so that vector sources can
     /// read them while `inner` is held.
     deploy_args: Mutex<Vec<String>>,
@@ -252,6 +255,8 @@ impl Node {
             sinks: Mutex::new(HashMap::new()),
             internal_error: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            scale_header: axum::http::HeaderValue::from_str(&clock.scale().to_string())
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("1")),
             deploy_args: Mutex::new(Vec::new()),
             cfg,
         });
