@@ -77,7 +77,12 @@ impl Peers {
     }
 
     pub fn get(&self, id: &str) -> Option<Peer> {
-        self.members().into_iter().find(|m| m.id == id)
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|m| m.id == id)
+            .cloned()
     }
 
     pub fn list(&self) -> Vec<PeerInfo> {

@@ -153,6 +153,7 @@ pub async fn run(
     let (tx, rx) = watch::channel::<Option<Signal>>(None);
     let total = runs.len();
     let per_model = runs.iter().filter(|(n, _)| n.models.len() > 1).count() > 0;
+    let parsed = &inventory;
     let futures = runs.into_iter().enumerate().map(|(i, (node, model))| {
         let mut sub = args.clone();
         sub.inventory = None;
@@ -179,7 +180,8 @@ pub async fn run(
             let t0 = std::time::Instant::now();
             let (buf, _) = Console::buffer();
             let url = sub.mlnode_url.clone();
-            let o = crate::run::run(sub, buf, cancel).await;
+            // The inventory was parsed once above; each run takes it as is.
+            let o = crate::run::run_with(sub, buf, cancel, Some(parsed)).await;
             let r = o.report.as_ref();
             let v = r.and_then(|r| r.validation.response.as_ref());
             let t = r.and_then(|r| r.throughput.as_ref());

@@ -81,6 +81,43 @@ fn available(dir: &Path) -> String {
     }
 }
 
+/// Read a reference file, but only a regular file of a sane size: a FIFO would block,
+/// `/dev/zero` would grow forever. Every reference the validator reads goes through here.
+pub fn load_checked(path: &Path) -> Result<Reference, ReferenceLookupError> {
+    let invalid = |reason: String| ReferenceLookupError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_REFERENCE_BYTES {
+        return Err(invalid(format!(
+            "{} bytes, over the {} MiB limit for a golden reference",
+            meta.len(),
+            MAX_REFERENCE_BYTES >> 20
+        )));
+    }
+    Reference::load(path).map_err(|e| invalid(e.to_string()))
+}
+
+/// Every `*.json` in `dir` that loads (through [`load_checked`]) as a reference, sorted
+/// by file name; others are skipped: they are not references.
+fn loadable(dir: &Path) -> Vec<(PathBuf, Reference)> {
+    let mut out: Vec<(PathBuf, Reference)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter_map(|p| load_checked(&p).ok().map(|r| (p, r)))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// Load and check the reference for `model`. Never substitutes another model.
 pub fn resolve(
     model: &str,
@@ -98,26 +135,7 @@ pub fn resolve(
             available: available(artifacts_dir),
         });
     }
-    let invalid = |reason: String| ReferenceLookupError::Invalid {
-        path: path.display().to_string(),
-        reason,
-    };
-    // Only regular files of a sane size: a FIFO would block, /dev/zero would grow forever.
-    let meta = std::fs::metadata(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(invalid("not a regular file".into()));
-    }
-    if meta.len() > MAX_REFERENCE_BYTES {
-        return Err(invalid(format!(
-            "{} bytes, over the {} MiB limit for a golden reference",
-            meta.len(),
-            MAX_REFERENCE_BYTES >> 20
-        )));
-    }
-    let r = Reference::load(path).map_err(|e| ReferenceLookupError::Invalid {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let r = load_checked(path)?;
     if r.model != model {
         return Err(ReferenceLookupError::ModelMismatch {
             path: path.display().to_string(),
@@ -130,30 +148,19 @@ pub fn resolve(
 
 /// Every reference in `dir` whose `model` is `model`, sorted by file name (files that do
 /// not parse are skipped: they are not references of this model).
-pub fn all_for_model(model: &str, dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter(|p| Reference::load(p).is_ok_and(|r| r.model == model))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+/// The references come back loaded (their model already matches), so they are not
+/// parsed twice.
+pub fn all_for_model(model: &str, dir: &Path) -> Vec<(PathBuf, Reference)> {
+    loadable(dir)
+        .into_iter()
+        .filter(|(_, r)| r.model == model)
+        .collect()
 }
 
 /// The model id of the shipped reference closest to `model` (same safe id up to case and
 /// separators, or a near typo), when there is one.
 fn near_miss(model: &str, dir: &Path) -> Option<String> {
-    let models: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| Reference::load(&p).ok().map(|r| r.model))
-        .collect();
+    let models: Vec<String> = loadable(dir).into_iter().map(|(_, r)| r.model).collect();
     let wanted = safe_id(model);
     crate::endpoint::did_you_mean(
         &wanted,

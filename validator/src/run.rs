@@ -73,16 +73,21 @@ pub fn load_node_config(path: &Path) -> Result<NodeConfig, String> {
 }
 
 /// Usage and reference problems: found before any network call, no report folder made.
+/// `node_config`: the `--node-config` file already parsed (a fleet parses its inventory
+/// once, not once per node); `None` reads it from the flag's path.
 pub fn resolve(
     args: &ValidateArgs,
     started: &chrono::DateTime<chrono::Local>,
+    node_config: Option<&NodeConfig>,
 ) -> Result<Inputs, String> {
     args.check()?;
     let artifacts_dir = args
         .artifacts_dir
         .clone()
         .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
-    let paths: Vec<(PathBuf, reference::ReferenceSource)> = if args.all_references {
+    // (path, where it came from, the reference when it is already loaded)
+    type Wanted = (PathBuf, reference::ReferenceSource, Option<Reference>);
+    let paths: Vec<Wanted> = if args.all_references {
         let all = reference::all_for_model(&args.model, &artifacts_dir);
         if all.is_empty() {
             // The missing-reference help, naming the default path.
@@ -92,14 +97,18 @@ pub fn resolve(
                 .map_or_else(|| "no reference".into(), |e| e.to_string()));
         }
         all.into_iter()
-            .map(|p| (p, reference::ReferenceSource::AllReferences))
+            .map(|(p, r)| (p, reference::ReferenceSource::AllReferences, Some(r)))
             .collect()
     } else if args.reference.is_empty() {
-        vec![reference::expected_path(&args.model, None, &artifacts_dir)]
+        let (p, s) = reference::expected_path(&args.model, None, &artifacts_dir);
+        vec![(p, s, None)]
     } else {
         args.reference
             .iter()
-            .map(|p| reference::expected_path(&args.model, Some(p), &artifacts_dir))
+            .map(|p| {
+                let (p, s) = reference::expected_path(&args.model, Some(p), &artifacts_dir);
+                (p, s, None)
+            })
             .collect()
     };
     let exp_dir = args.exp_dir.clone().unwrap_or_else(|| {
@@ -112,9 +121,13 @@ pub fn resolve(
     });
     let multi = paths.len() > 1;
     let mut refs = Vec::new();
-    for (i, (path, source)) in paths.into_iter().enumerate() {
-        let r =
-            reference::resolve(&args.model, &path, &artifacts_dir).map_err(|e| e.to_string())?;
+    for (i, (path, source, loaded)) in paths.into_iter().enumerate() {
+        let r = match loaded {
+            Some(r) => r,
+            None => {
+                reference::resolve(&args.model, &path, &artifacts_dir).map_err(|e| e.to_string())?
+            }
+        };
         let cli = StatTestOverrides {
             dist_threshold: args.threshold,
             p_mismatch: args.p_mismatch,
@@ -145,7 +158,14 @@ pub fn resolve(
     let mut download = Model::latest(args.model.clone());
     let (base_args, deploy_source) = match &args.node_config {
         Some(path) => {
-            let cfg = load_node_config(path)?;
+            let loaded;
+            let cfg = match node_config {
+                Some(c) => c,
+                None => {
+                    loaded = load_node_config(path)?;
+                    &loaded
+                }
+            };
             let (node, m) = cfg
                 .model(args.node_id.as_deref(), &args.model)
                 .map_err(|e| format!("node-config {}: {e}", path.display()))?;
@@ -326,9 +346,19 @@ pub async fn run(
     console: Console,
     cancel: impl Future<Output = Signal>,
 ) -> Outcome {
+    run_with(args, console, cancel, None).await
+}
+
+/// [`run`] with the `--node-config` file already parsed (see [`resolve`]).
+pub async fn run_with(
+    args: ValidateArgs,
+    console: Console,
+    cancel: impl Future<Output = Signal>,
+    node_config: Option<&NodeConfig>,
+) -> Outcome {
     let started = chrono::Local::now();
     let started_at = started.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
-    let inputs = match resolve(&args, &started) {
+    let inputs = match resolve(&args, &started, node_config) {
         Ok(i) => i,
         Err(e) => {
             console.always(format!("ERROR: {e}"));

@@ -185,3 +185,66 @@ async fn a_zero_warmup_still_flags_a_stalled_replica() {
     assert_eq!(out.exit_code, 1);
     assert!(out.error.unwrap().contains("--strict: 1 warning(s)"));
 }
+
+/// Run `validate` on a thread of its own, so that a run blocked inside a system call (as
+/// on opening a FIFO) fails the test at the deadline instead of hanging it.
+fn validate_within(
+    secs: u64,
+    url: String,
+    model: &'static str,
+    flags: Vec<String>,
+) -> (mlnode_validator::Outcome, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let (out, text, _d) = rt.block_on(validate(&url, model, &flags));
+        let _ = tx.send((out, text));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("the run finished in bounded time (nothing in the artifacts dir may block it)")
+}
+
+/// `--all-references` (and the did-you-mean hint) read every `*.json` of the artifacts dir
+/// through the same guard as `--reference`: a FIFO there is skipped, not waited on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_references_skip_what_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        artifacts().join("qwen-qwen3-32b-fp8.json"),
+        dir.path().join("qwen-qwen3-32b-fp8.json"),
+    )
+    .unwrap();
+    let fifo = dir.path().join("zz-fifo.json");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let h = spawn_sim(deployed()).await;
+    let arts = dir.path().display().to_string();
+    let flags = strings(&[
+        "--all-references",
+        "--artifacts-dir",
+        &arts,
+        "--skip-download",
+        "--skip-throughput",
+    ]);
+    let (url, a) = (h.url(), flags.clone());
+    let (out, text) = tokio::task::spawn_blocking(move || validate_within(20, url, QWEN, a))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{text}");
+    let (url, a) = (h.url(), strings(&["--artifacts-dir", &arts]));
+    let (out, _) =
+        tokio::task::spawn_blocking(move || validate_within(20, url, "Qwen/Qwen3-32B-FP9", a))
+            .await
+            .unwrap();
+    assert!(out
+        .error
+        .unwrap()
+        .contains("did you mean 'Qwen/Qwen3-32B-FP8'"));
+}
