@@ -17,6 +17,13 @@ pub const POW_STATUS: &str = "/api/v1/inference/pow/status";
 pub const POW_STOP: &str = "/api/v1/inference/pow/stop";
 pub const POW_GENERATE: &str = "/api/v1/inference/pow/generate";
 /// `GET` a queued job: `{POW_GENERATE}/{request_id}`.
+/// The node's own callback sink: where callbacks go when a request names no `url`
+/// (loopback clients only).
+pub const POW_LOCAL_SINK: &str = "/api/v1/inference/pow/local-sink";
+/// `POST {POW_LOCAL_SINK}/{path}` (`generated`, `validated`).
+pub const POW_LOCAL_SINK_PATH: &str = "/api/v1/inference/pow/local-sink/{*path}";
+/// A replica's own feature handshake, reached through the inference port.
+pub const REPLICA_POW_VERSIONS: &str = "/api/v1/pow/versions";
 pub const POW_GENERATE_JOB: &str = "/api/v1/inference/pow/generate/{request_id}";
 /// The legacy PoC v1 status stub.
 pub const POW_V1_STATUS: &str = "/api/v1/pow/status";
@@ -25,6 +32,8 @@ pub const STATE: &str = "/api/v1/state";
 pub const VERSIONS: &str = "/api/v1/versions";
 pub const STOP: &str = "/api/v1/stop";
 pub const CLOCK: &str = "/api/v1/clock";
+/// Prometheus exposition (text format 0.0.4).
+pub const METRICS: &str = "/api/v1/metrics";
 pub const GPU_DEVICES: &str = "/api/v1/gpu/devices";
 pub const GPU_DRIVER: &str = "/api/v1/gpu/driver";
 

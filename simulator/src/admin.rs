@@ -7,10 +7,11 @@
 //! | `GET /sim/v1/scenarios` | list shipped scenarios |
 //! | `POST /sim/v1/scenario` `{"name": ...}` | load a scenario (fresh node) |
 //! | `POST /sim/v1/reset` | back to the current scenario's start |
-//! | `GET/POST/DELETE /sim/v1/faults` | list / add `{path, probability, kind, ...}` / clear transport faults |
+//! | `GET/POST/DELETE /sim/v1/faults` | list (with `seen`/`fired` counters) / add `{path, probability, skip?, times?, kind, ...}` / clear transport faults |
 //! | `POST /sim/v1/replicas/{i}/health` `{"healthy": bool}` | fail or restore health probes (3-probe damping) |
 //! | `POST /sim/v1/replicas/{i}/fault` `{"rate"?, "stall_after_seconds"?, "init_error"?}` | per-replica faults |
 //! | `GET /sim/v1/journal?limit=N` | the newest journal entries |
+//! | `GET /sim/v1/node` | this node: deploy, replicas and their versions, the reference served per round, local sink, faults |
 //! | `GET /sim/v1/nodes` | the nodes of this process's fleet (id, url, seed, model, profile) |
 //! | `ANY /sim/v1/nodes/{id}/...` | node `id`'s own `/sim/v1/...` (load, reset, faults, journal) |
 
@@ -43,9 +44,33 @@ pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/sim/v1/replicas/{index}/health", post(replica_health))
         .route("/sim/v1/replicas/{index}/fault", post(replica_fault))
         .route("/sim/v1/journal", get(journal))
+        .route("/sim/v1/node", get(node_view))
         .route("/sim/v1/nodes", get(nodes))
         .route("/sim/v1/nodes/{id}/{*rest}", axum::routing::any(to_node))
         .layer(axum::middleware::from_fn_with_state(sim, auth))
+}
+
+/// This node now: its deploy and replicas (with their `/pow/versions`), the reference
+/// recording it serves for each round of the deployed model, its local sink and its
+/// faults with their sequence counters.
+async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+    let node = sim.node();
+    let deploy = node.deploy_view();
+    let references = deploy
+        .as_ref()
+        .map(|d| node.served_references(&d.model))
+        .unwrap_or_default();
+    let (poc, inference) = sim.addresses().map_or((None, None), |(p, i)| (Some(p), i));
+    axum::Json(json!({
+        "url": poc.map(|a| format!("http://{a}")),
+        "inference_url": inference.map(|a| format!("http://{a}")),
+        "profile": node.profile.name,
+        "time_scale": node.clock.scale(),
+        "deploy": deploy,
+        "references": references,
+        "local_sink": node.sink_summary(),
+        "faults": sim.transport.states(),
+    }))
 }
 
 /// The fleet this node belongs to (just itself when it serves alone).
@@ -156,8 +181,8 @@ async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Value>, ApiErro
     Ok(axum::Json(json!({"status": "OK"})))
 }
 
-async fn faults(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<TransportFault>> {
-    axum::Json(sim.transport.list())
+async fn faults(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<crate::transport::FaultState>> {
+    axum::Json(sim.transport.states())
 }
 
 async fn add_fault(

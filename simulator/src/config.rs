@@ -34,6 +34,14 @@ pub struct NodeConfig {
     pub deployed_model: Option<String>,
     /// `version` in `/state` and `/versions`.
     pub version: String,
+    /// What every replica's `/api/v1/pow/versions` reports (per replica overridable in
+    /// `[[faults.replicas]]`); the MLNode's `/versions` and `/state` copy the first
+    /// healthy replica's answer.
+    pub vllm_version: String,
+    pub gonka_poc_version: String,
+    /// Validation runs alongside live inference (newest plugin: always true; gonka-poc
+    /// 0.1.6 reported false for GLM).
+    pub poc_validation_inference: bool,
     /// Request body limit (bytes); larger bodies get 413.
     pub body_limit_bytes: usize,
     /// Simulated seconds per wall second.
@@ -58,6 +66,9 @@ impl Default for NodeConfig {
             cached_models: Vec::new(),
             deployed_model: None,
             version: "3.0.12-sim".into(),
+            vllm_version: "0.28.0".into(),
+            gonka_poc_version: "0.1.6".into(),
+            poc_validation_inference: true,
             body_limit_bytes: 64 * 1024 * 1024,
             time_scale: 1.0,
             reference_backed: true,
@@ -107,6 +118,12 @@ pub struct ReplicaFault {
     /// `init/generate` on this replica fails with this text (HTTP 500 from the replica).
     #[serde(default)]
     pub init_error: Option<String>,
+    /// This replica's `poc_validation_inference` (a mixed fleet of plugin builds).
+    #[serde(default)]
+    pub poc_validation_inference: Option<bool>,
+    /// This replica's `vllm_version`.
+    #[serde(default)]
+    pub vllm_version: Option<String>,
 }
 
 fn one() -> f64 {

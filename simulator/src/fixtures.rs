@@ -132,6 +132,7 @@ scenarios!(
     "validation-proxy-timeout",
     "lying-node",
     "flaky-transport",
+    "network-blip",
 );
 
 const PROFILES: &str = include_str!("../../fixtures/profiles.toml");

@@ -166,7 +166,7 @@ pub fn inventory(peers: &Peers) -> mlnode_protocol::node_config::NodeConfig {
         peers
             .members()
             .iter()
-            .map(|m| crate::inventory::entry(&m.id, m.addr, &m.sim.node()))
+            .map(|m| crate::inventory::entry(&m.id, m.addr, m.inference_addr, &m.sim.node()))
             .collect(),
     )
 }

@@ -8,9 +8,9 @@ use mlnode_protocol::node_config::{NodeEntry, NodeModel};
 
 use crate::node::Node;
 
-/// The entry for `node` served at `addr`: the deployed model (else the cached ones) with
-/// the deploy's args.
-pub fn entry(id: &str, addr: SocketAddr, node: &Node) -> NodeEntry {
+/// The entry for `node` served at `addr` (and its inference port at `inference`, else
+/// the same listener): the deployed model (else the cached ones).
+pub fn entry(id: &str, addr: SocketAddr, inference: Option<SocketAddr>, node: &Node) -> NodeEntry {
     let mut models = BTreeMap::new();
     let cfg = &node.cfg;
     let names: Vec<&String> = match &cfg.deployed_model {
@@ -29,8 +29,8 @@ pub fn entry(id: &str, addr: SocketAddr, node: &Node) -> NodeEntry {
     NodeEntry {
         id: id.to_owned(),
         host: addr.ip().to_string(),
-        // One listener serves both APIs today.
-        inference_port: addr.port(),
+        // Without a separate inference listener, the PoC port's `/v1` proxy serves it.
+        inference_port: inference.map_or(addr.port(), |a| a.port()),
         poc_port: addr.port(),
         max_concurrent: Some(500),
         models,

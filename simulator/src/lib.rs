@@ -13,6 +13,7 @@
 //! | [`admin`] | `/sim/v1/*`: scenarios, faults, replica health, reset, journal |
 //! | [`transport`] | transport faults: latency, reset, empty reply, truncate, garbage, dribble, hang |
 //! | [`journal`] | the bounded request journal |
+//! | [`metrics`] | `GET /api/v1/metrics`: Prometheus text, the node's families and the simulator's own |
 //! | [`node`] | the node's state machines, one submodule per endpoint group (models, inference, pow, state) + vector sources |
 //! | [`replica`] | one vLLM replica: health damping, virtual mining, job queue |
 //! | [`callbacks`] | `{url}/generated` / `{url}/validated` delivery with retries |
@@ -38,6 +39,7 @@ pub mod fixtures;
 pub mod fleet;
 pub mod inventory;
 pub mod journal;
+pub mod metrics;
 pub mod node;
 pub mod refs;
 pub mod replica;
@@ -58,7 +60,7 @@ pub use config::NodeConfig;
 pub use mlnode_support::clock::{self, SimClock};
 pub use mlnode_support::{init_logging, ColorChoice};
 pub use node::Node;
-pub use serve::{serve, serve_sim};
+pub use serve::{serve, serve_sim, serve_sim_ports};
 pub use sim::ServeLimits;
 pub use sim::{Sim, SimOptions};
 

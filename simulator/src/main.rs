@@ -98,6 +98,11 @@ struct Cli {
     /// from --seed.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     nodes: Option<u32>,
+    /// Serve the inference port (the OpenAI-compatible compat proxy, `inference_port`
+    /// in node-config) on its own listener: this port (a fleet counts upward from it;
+    /// 0 = chosen by the OS). Without it the PoC port's `/v1` routes serve inference.
+    #[arg(long)]
+    inference_port: Option<u16>,
     /// Request journal capacity (0 = off).
     #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
     journal_size: usize,
@@ -265,9 +270,29 @@ async fn run() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind {}:{port}", cli.host))?;
         let addr = listener.local_addr()?;
+        let inference = match cli.inference_port {
+            None => None,
+            Some(p) => {
+                let port = if p == 0 {
+                    0
+                } else {
+                    p.saturating_add(i as u16)
+                };
+                Some(
+                    tokio::net::TcpListener::bind((cli.host.as_str(), port))
+                        .await
+                        .with_context(|| {
+                            format!("cannot bind inference port {}:{port}", cli.host)
+                        })?,
+                )
+            }
+        };
+        let inference_addr = inference.as_ref().map(|l| l.local_addr()).transpose()?;
+        // stdout stays one URL per node (scripts read it); the inference port is in the
+        // log and in --inventory-out.
         println!("http://{addr}");
         if !fleet {
-            tracing::info!(%addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
+            tracing::info!(%addr, inference = ?inference_addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
                 time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
         }
         let sim = mlnode_sim::Sim::new(
@@ -283,12 +308,18 @@ async fn run() -> anyhow::Result<()> {
         peers.add(mlnode_sim::sim::Peer {
             id: spec.id,
             addr,
+            inference_addr,
             sim: sim.clone(),
         });
         let mut stop = stop_rx.clone();
-        servers.spawn(mlnode_sim::serve_sim(listener, sim, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+        servers.spawn(mlnode_sim::serve_sim_ports(
+            listener,
+            inference,
+            sim,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
     }
     if fleet {
         tracing::info!(

@@ -22,6 +22,21 @@ pub struct Recording {
     pub vectors: HashMap<i64, Vector>,
 }
 
+/// A round a node can serve from references, and which recording it serves.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServedRound {
+    pub seq_len: u32,
+    pub k_dim: u32,
+    pub block_hash: String,
+    pub public_key: String,
+    /// The reference file whose vectors are served first.
+    pub serves: String,
+    /// Its `additional_args`.
+    pub recorded_with: Vec<String>,
+    /// Other recordings of the round, for nonces the first lacks.
+    pub fallbacks: Vec<String>,
+}
+
 /// Vectors by round and nonce. Cheap to clone (shared): a fleet of nodes holds one copy.
 /// Several references can cover one round (Qwen3-235B: default 32 and DeepGEMM 2000,
 /// recorded on different hardware): a node serves the recording made with the deploy it
@@ -141,6 +156,31 @@ impl RefStore {
         };
         let mut out: Vec<&Recording> = recs.iter().collect();
         out.sort_by_key(|r| score(r));
+        out
+    }
+
+    /// Every round of `model` and the recording a node deployed with `deploy_args`
+    /// serves first for it (what the log and the admin API say).
+    pub fn served_for(&self, model: &str, deploy_args: &[String]) -> Vec<ServedRound> {
+        let mut out: Vec<ServedRound> = self
+            .rounds
+            .keys()
+            .filter(|k| k.0 == model)
+            .filter_map(|(m, seq_len, k_dim, block_hash, public_key)| {
+                let recs = self.round(m, *seq_len, *k_dim, block_hash, public_key, deploy_args);
+                let (first, rest) = recs.split_first()?;
+                Some(ServedRound {
+                    seq_len: *seq_len,
+                    k_dim: *k_dim,
+                    block_hash: block_hash.clone(),
+                    public_key: public_key.clone(),
+                    serves: first.name.clone(),
+                    recorded_with: first.args.clone(),
+                    fallbacks: rest.iter().map(|r| r.name.clone()).collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.block_hash, a.seq_len).cmp(&(&b.block_hash, b.seq_len)));
         out
     }
 

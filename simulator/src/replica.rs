@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use mlnode_protocol::partition::NonceGroup;
 use mlnode_protocol::wire::{
     GenerateRequest, InitGenerateRequest, JobResult, JobStatus, MiningConfig, MiningStats,
-    DEFAULT_BATCH_SIZE,
+    ReplicaVersions, DEFAULT_BATCH_SIZE,
 };
 
 /// Seconds of failed probes before the proxy drops a replica (3 strikes × 2 s).
@@ -139,10 +139,12 @@ pub struct Replica {
     pub results: HashMap<String, Job>,
     /// When the replica last became free to run a job.
     pub free_since: f64,
+    /// Its `/api/v1/pow/versions` answer.
+    pub versions: ReplicaVersions,
 }
 
 impl Replica {
-    pub fn new(index: u32, healthy_from: f64, rate: f64) -> Self {
+    pub fn new(index: u32, healthy_from: f64, rate: f64, versions: ReplicaVersions) -> Self {
         Replica {
             index,
             port: 5001 + index as u16,
@@ -156,6 +158,7 @@ impl Replica {
             queue: VecDeque::new(),
             results: HashMap::new(),
             free_since: healthy_from,
+            versions,
         }
     }
 

@@ -47,23 +47,88 @@ pub async fn serve_sim(
     sim: Arc<Sim>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_sim_ports(listener, None, sim, shutdown).await
+}
+
+/// Which of a node's two listeners a loop serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// `poc_port`: the management and PoC API (and the `/v1` proxy).
+    Poc,
+    /// `inference_port`: the OpenAI-compatible compat proxy, up only while a replica
+    /// is healthy.
+    Inference,
+}
+
+/// Serve `sim` on its PoC port and, when given, its inference port, until `shutdown`.
+/// One ticker serves both.
+pub async fn serve_sim_ports(
+    poc: TcpListener,
+    inference: Option<TcpListener>,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    sim.set_addresses(
+        poc.local_addr()?,
+        inference
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?,
+    );
+    let ticker = tokio::spawn(sim.clone().run_ticker());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let side = inference.map(|l| {
+        tokio::spawn(accept_loop(
+            l,
+            sim.clone(),
+            Port::Inference,
+            stop_rx.clone(),
+        ))
+    });
+    let main = accept_loop(poc, sim.clone(), Port::Poc, stop_rx);
+    let mut main = std::pin::pin!(main);
+    let result = tokio::select! {
+        r = &mut main => r,
+        _ = shutdown => {
+            let _ = stop_tx.send(true);
+            main.await
+        }
+    };
+    let _ = stop_tx.send(true);
+    if let Some(h) = side {
+        match h.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "inference port loop failed"),
+            Err(e) => tracing::warn!(error = %e, "inference port loop panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    ticker.abort();
+    result
+}
+
+/// One port's accept loop: until `stop`, then drain (2 s at most). While the node is
+/// "down" the listener is closed and bound again when it returns.
+async fn accept_loop(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    port: Port,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let limits = sim.options.limits.unwrap_or_default();
     let addr = listener.local_addr()?;
-    let ticker = tokio::spawn(sim.clone().run_ticker());
     let mut down = sim.down_watch();
-    let mut shutdown = std::pin::pin!(shutdown);
     let mut listener = Some(listener);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = Backoff::new(limits.accept_backoff);
-    let result = 'outer: loop {
+    'outer: loop {
         let l = match listener.take() {
             Some(l) => l,
-            None => match TcpListener::bind(addr).await {
-                Ok(l) => l,
-                Err(e) => break Err(e),
-            },
+            None => TcpListener::bind(addr).await?,
         };
-        let router = router(sim.clone());
+        let router = match port {
+            Port::Poc => router(sim.clone()),
+            Port::Inference => crate::api::inference_port_router(sim.clone()),
+        };
         let (close_tx, close_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         loop {
@@ -73,7 +138,7 @@ pub async fn serve_sim(
                 (permit, l.accept().await)
             };
             tokio::select! {
-                _ = &mut shutdown => {
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                     let _ = close_tx.send(true);
                     let drain = async { while conns.join_next().await.is_some() {} };
                     if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
@@ -85,6 +150,13 @@ pub async fn serve_sim(
                 (permit, accepted) = accept => match (permit, accepted) {
                     (Ok(permit), Ok((stream, _))) => {
                         backoff.reset();
+                        if port == Port::Inference && sim.node().inference_target().is_none() {
+                            // The compat server runs only while a replica is healthy:
+                            // without one, the port refuses (closest: an immediate RST).
+                            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                            drop(stream);
+                            continue;
+                        }
                         conns.spawn(connection(stream, router.clone(), close_rx.clone(), limits, permit));
                     }
                     (_, Err(e)) => backoff.failed(&e).await,
@@ -93,18 +165,22 @@ pub async fn serve_sim(
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-        tracing::warn!("simulated MLNode process exited (watcher os._exit); refusing connections");
+        if port == Port::Poc {
+            tracing::warn!(
+                "simulated MLNode process exited (watcher os._exit); refusing connections"
+            );
+        }
         drop(l);
         conns.abort_all();
         tokio::select! {
-            _ = &mut shutdown => break Ok(()),
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break Ok(()),
             _ = async { let _ = down.wait_for(|d| !*d).await; } => {
-                tracing::info!("simulated MLNode restarted");
+                if port == Port::Poc {
+                    tracing::info!("simulated MLNode restarted");
+                }
             }
         }
-    };
-    ticker.abort();
-    result
+    }
 }
 
 /// The semaphore is never closed; say so instead of panicking if that ever changes.
@@ -173,9 +249,13 @@ async fn connection(
     let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
         return;
     };
+    let peer = stream.peer_addr().ok();
     let (kill, kill_rx) = ConnKill::new();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(kill.clone());
+        if let Some(p) = peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(p));
+        }
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

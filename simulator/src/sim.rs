@@ -33,6 +33,8 @@ pub struct SimOptions {
 pub struct Peer {
     pub id: String,
     pub addr: std::net::SocketAddr,
+    /// The inference port's listener, when served apart.
+    pub inference_addr: Option<std::net::SocketAddr>,
     pub sim: Arc<Sim>,
 }
 
@@ -41,6 +43,7 @@ pub struct Peer {
 pub struct PeerInfo {
     pub id: String,
     pub url: String,
+    pub inference_url: Option<String>,
     pub seed: u64,
     pub deployed_model: Option<String>,
     pub profile: String,
@@ -93,6 +96,7 @@ impl Peers {
                 PeerInfo {
                     id: m.id.clone(),
                     url: format!("http://{}", m.addr),
+                    inference_url: m.inference_addr.map(|a| format!("http://{a}")),
                     seed: n.cfg.seed,
                     deployed_model: n.cfg.deployed_model.clone(),
                     profile: n.profile.name.clone(),
@@ -157,6 +161,10 @@ pub struct Sim {
     pub options: SimOptions,
     pub journal: Journal,
     pub transport: transport::Faults,
+    /// Request counters for `/api/v1/metrics` (kept across admin `load`/`reset`, as a
+    /// process's counters are).
+    pub metrics: crate::metrics::Metrics,
+    addrs: std::sync::OnceLock<(std::net::SocketAddr, Option<std::net::SocketAddr>)>,
     down_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -173,6 +181,8 @@ impl Sim {
             ),
             node: RwLock::new(node),
             options,
+            metrics: crate::metrics::Metrics::new(),
+            addrs: std::sync::OnceLock::new(),
             down_tx,
         })
     }
@@ -182,9 +192,28 @@ impl Sim {
         self.node.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Where this node listens: its PoC/management port and, when served, its inference
+    /// port (set by the serving loop once bound).
+    pub fn set_addresses(
+        &self,
+        poc: std::net::SocketAddr,
+        inference: Option<std::net::SocketAddr>,
+    ) {
+        let _ = self.addrs.set((poc, inference));
+        self.node().set_address(poc);
+    }
+
+    /// The bound addresses (`None` before serving).
+    pub fn addresses(&self) -> Option<(std::net::SocketAddr, Option<std::net::SocketAddr>)> {
+        self.addrs.get().copied()
+    }
+
     /// Replace the node with a fresh one built from `cfg` (same references and catalogue).
     pub fn load(&self, cfg: NodeConfig) -> Result<(), BuildError> {
         let fresh = self.node().rebuild(cfg.clone())?;
+        if let Some((poc, _)) = self.addresses() {
+            fresh.set_address(poc);
+        }
         self.transport.set(cfg.faults.transport.clone());
         *self.start.write().unwrap_or_else(|e| e.into_inner()) = cfg;
         *self.node.write().unwrap_or_else(|e| e.into_inner()) = fresh;

@@ -1,6 +1,11 @@
 //! Transport faults (Toxiproxy/WireMock parity), per endpoint, each with a probability,
 //! drawn from the scenario seed: added latency (fixed, uniform, lognormal), connection
-//! reset, empty reply, truncated body, garbage bytes, slow body (dribble), and hang.
+//! reset, empty reply, truncated body, garbage bytes, slow body (dribble), hang, and an
+//! HTTP error status in place of the answer.
+//!
+//! Next to the probability, a fault can be a *sequence*: `skip = N` lets the first N
+//! matching calls through ("succeed N, then fail"), `times = M` disarms it after M
+//! firings ("fail the first M, then succeed"); both count per fault, per node.
 //!
 //! Latencies are in simulated milliseconds (scaled by the node's clock like every other
 //! duration) and never block other requests. Reset and empty reply need the TCP
@@ -53,7 +58,33 @@ pub enum FaultKind {
     },
     /// Never answer (until the client gives up).
     Hang,
+    /// Answer `status` with `{"detail": detail}` instead of calling the handler.
+    Status {
+        status: u16,
+        detail: String,
+    },
 }
+
+impl FaultKind {
+    /// The kind's name as fault files spell it (`kind = "..."`), for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Reset => "reset",
+            FaultKind::Empty => "empty",
+            FaultKind::Truncate => "truncate",
+            FaultKind::Garbage => "garbage",
+            FaultKind::Dribble { .. } => "dribble",
+            FaultKind::Hang => "hang",
+            FaultKind::Status { .. } => "status",
+        }
+    }
+}
+
+/// Every kind's name, in metrics order.
+pub const KIND_NAMES: [&str; 8] = [
+    "latency", "reset", "empty", "truncate", "garbage", "dribble", "hang", "status",
+];
 
 /// One injected fault: `{"path", "probability", "kind", ...kind parameters}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,8 +93,18 @@ pub struct TransportFault {
     /// Exact path, or a prefix ending in `*` (`/api/v1/*`); `*` alone matches all.
     pub path: String,
     pub probability: f64,
+    /// Matching calls let through before the fault is armed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: u64,
+    /// Firings after which the fault disarms (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
     #[serde(flatten)]
     pub kind: FaultKind,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The wire form, strict about keys (`flatten` cannot be).
@@ -80,6 +121,14 @@ struct RawFault {
     chunk_bytes: Option<usize>,
     #[serde(default)]
     interval_ms: Option<f64>,
+    #[serde(default)]
+    skip: u64,
+    #[serde(default)]
+    times: Option<u64>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    detail: Option<String>,
 }
 
 impl TryFrom<RawFault> for TransportFault {
@@ -91,19 +140,21 @@ impl TryFrom<RawFault> for TransportFault {
                 Ok(())
             } else {
                 Err(format!(
-                    "kind '{}' takes no latency/chunk_bytes/interval_ms",
+                    "kind '{}' takes no latency/chunk_bytes/interval_ms/status/detail",
                     r.kind
                 ))
             }
         };
-        let plain = r.latency.is_none() && r.chunk_bytes.is_none() && r.interval_ms.is_none();
+        let no_status = r.status.is_none() && r.detail.is_none();
+        let plain =
+            r.latency.is_none() && r.chunk_bytes.is_none() && r.interval_ms.is_none() && no_status;
         let kind = match r.kind.as_str() {
             "latency" => {
-                extra(r.chunk_bytes.is_none() && r.interval_ms.is_none())?;
+                extra(r.chunk_bytes.is_none() && r.interval_ms.is_none() && no_status)?;
                 FaultKind::Latency { latency: r.latency.ok_or("kind 'latency' needs a 'latency' object")? }
             }
             "dribble" => {
-                extra(r.latency.is_none())?;
+                extra(r.latency.is_none() && no_status)?;
                 FaultKind::Dribble {
                     chunk_bytes: r.chunk_bytes.ok_or("kind 'dribble' needs chunk_bytes")?,
                     interval_ms: r.interval_ms.ok_or("kind 'dribble' needs interval_ms")?,
@@ -114,15 +165,27 @@ impl TryFrom<RawFault> for TransportFault {
             "truncate" => extra(plain).map(|_| FaultKind::Truncate)?,
             "garbage" => extra(plain).map(|_| FaultKind::Garbage)?,
             "hang" => extra(plain).map(|_| FaultKind::Hang)?,
+            "status" => {
+                extra(r.latency.is_none() && r.chunk_bytes.is_none() && r.interval_ms.is_none())?;
+                let status = r.status.ok_or("kind 'status' needs status (400..=599)")?;
+                FaultKind::Status {
+                    status,
+                    detail: r
+                        .detail
+                        .unwrap_or_else(|| format!("simulated failure (HTTP {status})")),
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown fault kind '{other}' (latency, reset, empty, truncate, garbage, dribble, hang)"
+                    "unknown fault kind '{other}' (latency, reset, empty, truncate, garbage, dribble, hang, status)"
                 ))
             }
         };
         let f = TransportFault {
             path: r.path,
             probability: r.probability,
+            skip: r.skip,
+            times: r.times,
             kind,
         };
         f.check()?;
@@ -169,58 +232,133 @@ impl TransportFault {
             } if *chunk_bytes == 0 || bad(*interval_ms) => {
                 Err("dribble needs chunk_bytes >= 1 and interval_ms >= 0".into())
             }
+            FaultKind::Status { status, .. } if !(400..=599).contains(status) => {
+                Err(format!("status must be in 400..=599, got {status}"))
+            }
+            _ if self.times == Some(0) => Err("times must be >= 1 (omit it for no limit)".into()),
             _ => Ok(()),
         }
     }
 }
 
-/// The active faults and their seeded RNG.
+/// A fault and its sequence counters.
+#[derive(Debug, Clone)]
+struct Armed {
+    fault: TransportFault,
+    /// Matching calls seen.
+    seen: u64,
+    /// Times it fired.
+    fired: u64,
+}
+
+/// A fault as the admin API lists it: the spec and how often it matched and fired.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultState {
+    #[serde(flatten)]
+    pub fault: TransportFault,
+    pub seen: u64,
+    pub fired: u64,
+}
+
+/// The active faults, their seeded RNG, and how many of each kind were injected.
 #[derive(Debug)]
 pub struct Faults {
-    state: Mutex<(Vec<TransportFault>, ChaCha20Rng)>,
+    state: Mutex<(Vec<Armed>, ChaCha20Rng)>,
     /// How many faults are set: requests skip the lock when there are none.
     count: std::sync::atomic::AtomicUsize,
+    /// Injections per kind since start (in [`KIND_NAMES`] order; never reset, as a
+    /// Prometheus counter must not be).
+    injected: [std::sync::atomic::AtomicU64; KIND_NAMES.len()],
+}
+
+fn armed(faults: Vec<TransportFault>) -> Vec<Armed> {
+    faults
+        .into_iter()
+        .map(|fault| Armed {
+            fault,
+            seen: 0,
+            fired: 0,
+        })
+        .collect()
 }
 
 impl Faults {
     pub fn new(faults: Vec<TransportFault>, seed: u64) -> Self {
         Faults {
             count: std::sync::atomic::AtomicUsize::new(faults.len()),
-            state: Mutex::new((faults, ChaCha20Rng::seed_from_u64(seed ^ 0x7472_616e_7370))),
+            state: Mutex::new((
+                armed(faults),
+                ChaCha20Rng::seed_from_u64(seed ^ 0x7472_616e_7370),
+            )),
+            injected: Default::default(),
         }
     }
 
     pub fn list(&self) -> Vec<TransportFault> {
+        self.states().into_iter().map(|s| s.fault).collect()
+    }
+
+    /// The faults with their counters.
+    pub fn states(&self) -> Vec<FaultState> {
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .0
-            .clone()
+            .iter()
+            .map(|a| FaultState {
+                fault: a.fault.clone(),
+                seen: a.seen,
+                fired: a.fired,
+            })
+            .collect()
+    }
+
+    /// Injections so far, per kind name.
+    pub fn injected(&self) -> Vec<(&'static str, u64)> {
+        KIND_NAMES
+            .iter()
+            .zip(&self.injected)
+            .map(|(k, n)| (*k, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn set(&self, faults: Vec<TransportFault>) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 = faults;
+        g.0 = armed(faults);
         self.count
             .store(g.0.len(), std::sync::atomic::Ordering::Release);
     }
 
     pub fn add(&self, f: TransportFault) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.push(f);
+        g.0.extend(armed(vec![f]));
         self.count
             .store(g.0.len(), std::sync::atomic::Ordering::Release);
     }
 
-    /// The first matching fault that fires for this request, with a resolved latency.
+    /// The first matching armed fault that fires for this request, with a resolved
+    /// latency. Every matching fault counts the call, so sequences of several faults on
+    /// one path stay in step.
     pub fn decide(&self, path: &str) -> Option<(FaultKind, f64)> {
         if self.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
             return None;
         }
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (faults, rng) = &mut *g;
-        for f in faults.iter() {
-            if f.matches(path) && rng.random::<f64>() < f.probability {
+        let mut chosen = None;
+        for a in faults.iter_mut() {
+            if !a.fault.matches(path) {
+                continue;
+            }
+            a.seen += 1;
+            if chosen.is_some()
+                || a.seen <= a.fault.skip
+                || a.fault.times.is_some_and(|t| a.fired >= t)
+            {
+                continue;
+            }
+            let f = &a.fault;
+            if rng.random::<f64>() < f.probability {
                 let ms = match &f.kind {
                     FaultKind::Latency { latency } => match latency {
                         Latency::Fixed { ms } => *ms,
@@ -233,10 +371,14 @@ impl Faults {
                     },
                     _ => 0.0,
                 };
-                return Some((f.kind.clone(), ms));
+                a.fired += 1;
+                if let Some(i) = KIND_NAMES.iter().position(|k| *k == f.kind.name()) {
+                    self.injected[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                chosen = Some((f.kind.clone(), ms));
             }
         }
-        None
+        chosen
     }
 }
 
@@ -302,6 +444,11 @@ pub async fn apply(faults: &Faults, clock: SimClock, req: Request, next: Next) -
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
+        FaultKind::Status { status, detail } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(serde_json::json!({ "detail": detail })),
+        )
+            .into_response(),
         FaultKind::Truncate => {
             let resp = next.run(req).await;
             let (mut parts, body) = resp.into_parts();
@@ -367,6 +514,8 @@ mod tests {
         let f = |path: &str, p: f64| TransportFault {
             path: path.into(),
             probability: p,
+            skip: 0,
+            times: None,
             kind: FaultKind::Reset,
         };
         assert!(f("/api/v1/*", 1.0).matches(mlnode_protocol::paths::STATE));
@@ -377,6 +526,44 @@ mod tests {
         assert!((800..1200).contains(&hits), "{hits}");
         assert!(faults.decide("/b").is_none());
         assert!(f("/a", 1.5).check().is_err());
+    }
+
+    #[test]
+    fn sequences_fail_first_n_or_after_n() {
+        let parse = |t: &str| toml::from_str::<TransportFault>(t).unwrap();
+        // Fail the first 2 calls with a 503, then succeed.
+        let first = Faults::new(
+            vec![parse(
+                "path = \"/a\"\nkind = \"status\"\nstatus = 503\ntimes = 2\n",
+            )],
+            1,
+        );
+        let fired: Vec<bool> = (0..5).map(|_| first.decide("/a").is_some()).collect();
+        assert_eq!(fired, [true, true, false, false, false]);
+        // Succeed 3, then fail every call; other paths are not counted.
+        let after = Faults::new(
+            vec![parse("path = \"/a\"\nkind = \"reset\"\nskip = 3\n")],
+            1,
+        );
+        assert!(after.decide("/b").is_none());
+        let fired: Vec<bool> = (0..6).map(|_| after.decide("/a").is_some()).collect();
+        assert_eq!(fired, [false, false, false, true, true, true]);
+        assert_eq!(
+            after
+                .injected()
+                .iter()
+                .find(|(k, _)| *k == "reset")
+                .map(|x| x.1),
+            Some(3)
+        );
+        let s = after.states();
+        assert_eq!((s[0].seen, s[0].fired), (7 - 1, 3));
+        // Named errors for sequences that cannot work.
+        let err = |t: &str| toml::from_str::<TransportFault>(t).unwrap_err().to_string();
+        assert!(err("path = \"/a\"\nkind = \"status\"\n").contains("needs status"));
+        assert!(err("path = \"/a\"\nkind = \"status\"\nstatus = 200\n").contains("400..=599"));
+        assert!(err("path = \"/a\"\nkind = \"reset\"\ntimes = 0\n").contains("times must be >= 1"));
+        assert!(err("path = \"/a\"\nkind = \"reset\"\nstatus = 503\n").contains("takes no"));
     }
 
     #[test]

@@ -22,6 +22,16 @@ pub struct StateResponse {
     pub poc_validation_inference: bool,
 }
 
+/// A replica's `GET /api/v1/pow/versions` body (the gonka-poc plugin's feature
+/// handshake; the MLNode copies it from its first healthy replica).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaVersions {
+    pub vllm_version: String,
+    pub gonka_poc_version: String,
+    /// `/generate` validation runs alongside live inference (no abort of chat requests).
+    pub poc_validation_inference: bool,
+}
+
 /// `GET /api/v1/versions` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionsResponse {

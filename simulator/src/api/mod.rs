@@ -8,6 +8,8 @@
 //! | [`node`] | `/health`, `/livez`, `/readyz`, `/api/v1/{state,versions,stop,clock,gpu/*}` |
 //! | [`openai`] | `/v1/models`, `/v1/chat/completions`, `/v1/completions` (gated while mining) |
 //! | [`extract`] | the FastAPI-style JSON extractor |
+//!
+//! [`inference_port_router`] is the second listener's surface (the compat proxy).
 
 pub mod extract;
 pub mod inference;
@@ -57,13 +59,55 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
+/// The inference port's compat proxy (`inference_port`, :5000 on a real node): what it
+/// forwards to a replica — vLLM's `/health` (empty 200), the OpenAI routes (gated while
+/// mining, as on the PoC port) and the replica's `/api/v1/pow/versions`. Journal,
+/// metrics and transport faults apply as on the PoC port; no admin API here.
+pub fn inference_port_router(sim: Arc<Sim>) -> Router {
+    let limit = sim.node().cfg.body_limit_bytes;
+    Router::new()
+        .route("/health", axum::routing::get(|| async { StatusCode::OK }))
+        .route(
+            mlnode_protocol::paths::REPLICA_POW_VERSIONS,
+            axum::routing::get(replica_versions),
+        )
+        .merge(openai::routes())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(from_fn_with_state(sim.clone(), observe))
+        .layer(axum::Extension(crate::serve::Port::Inference))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(sim)
+}
+
+/// A replica's `/api/v1/pow/versions` (the first healthy one; 503 as the plugin answers
+/// without an engine).
+async fn replica_versions(crate::sim::Current(node): crate::sim::Current) -> Response {
+    match node.pow_versions() {
+        Some(v) => axum::Json(v).into_response(),
+        None => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Engine not available").into_response()
+        }
+    }
+}
+
 /// The one middleware: transport faults inside, the journal around them (one layer, not
 /// two: every layer costs a boxed future and a service clone per request).
 async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
-    if sim.journal.capacity() == 0 {
-        return guarded(&sim, req, next).await;
-    }
+    let endpoint = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    let port = req
+        .extensions()
+        .get::<crate::serve::Port>()
+        .copied()
+        .unwrap_or(crate::serve::Port::Poc);
     let method = req.method().clone();
+    if sim.journal.capacity() == 0 {
+        let resp = guarded(&sim, req, next).await;
+        count(&sim, port, endpoint.as_ref(), &method, &resp);
+        return resp;
+    }
     let path = req.uri().path().to_owned();
     let bytes = req
         .headers()
@@ -73,10 +117,26 @@ async fn observe(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Respo
         .unwrap_or(0);
     let t0 = Instant::now();
     let resp = guarded(&sim, req, next).await;
+    count(&sim, port, endpoint.as_ref(), &method, &resp);
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     sim.journal
         .record(method.as_str(), &path, resp.status().as_u16(), ms, bytes);
     resp
+}
+
+fn count(
+    sim: &Sim,
+    port: crate::serve::Port,
+    endpoint: Option<&axum::extract::MatchedPath>,
+    method: &axum::http::Method,
+    resp: &Response,
+) {
+    sim.metrics.observe(
+        port,
+        endpoint.map_or("unmatched", |e| e.as_str()),
+        method.as_str(),
+        resp.status().as_u16(),
+    );
 }
 
 /// Transport faults and the routes, with a panic in a handler turned into a JSON 500 and

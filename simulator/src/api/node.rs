@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route(paths::VERSIONS, get(versions))
         .route(paths::STOP, post(stop))
         .route(paths::CLOCK, get(clock))
+        .route(paths::METRICS, get(metrics))
         .route(paths::GPU_DEVICES, get(gpu_devices))
         .route(paths::GPU_DRIVER, get(gpu_driver))
         .route(paths::POW_V1_STATUS, get(legacy_pow_status))
@@ -50,6 +51,25 @@ async fn ready(Current(node): Current) -> Response {
 
 async fn state(Current(node): Current) -> Json<StateResponse> {
     Json(node.state())
+}
+
+/// Prometheus text of this node (G-METRICS schema v1 families + the simulator's own).
+async fn metrics(axum::extract::State(sim): axum::extract::State<Arc<Sim>>) -> Response {
+    match sim.metrics.render(&sim.node(), &sim.transport) {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => crate::error::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics encoding failed: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn versions(Current(node): Current) -> Json<VersionsResponse> {

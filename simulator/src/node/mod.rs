@@ -18,10 +18,13 @@
 mod inference;
 mod models;
 mod pow;
+mod sink;
 mod sources;
 mod state;
 
+pub use sink::{Delivery, SinkSummary};
 pub use sources::VectorSource;
+pub use state::{DeployView, ReplicaView};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicUsize;
@@ -92,6 +95,9 @@ struct Runner {
     /// The hardware profile this deploy runs at.
     profile: Profile,
     replicas: Vec<Replica>,
+    /// The first healthy replica's `/pow/versions`, kept after the first success as the
+    /// MLNode does (a new deploy starts without it).
+    versions: Option<ReplicaVersions>,
 }
 
 #[derive(Debug)]
@@ -127,6 +133,9 @@ pub struct Node {
     /// The latest deploy's vLLM args, kept apart from `inner` so that vector sources can
     /// read them while `inner` is held.
     deploy_args: Mutex<Vec<String>>,
+    /// `http://<poc addr>/api/v1/inference/pow/local-sink`, once bound.
+    local_sink: std::sync::OnceLock<String>,
+    sink: Mutex<SinkSummary>,
 }
 
 fn uuid() -> String {
@@ -171,27 +180,10 @@ impl Node {
             .clone()
     }
 
-    /// The reference recordings this node serves for a round, preferred first (names).
-    pub fn served_references(
-        &self,
-        model: &str,
-        seq_len: u32,
-        k_dim: u32,
-        block_hash: &str,
-        public_key: &str,
-    ) -> Vec<String> {
-        self.refs
-            .round(
-                model,
-                seq_len,
-                k_dim,
-                block_hash,
-                public_key,
-                &self.deploy_args(),
-            )
-            .iter()
-            .map(|r| r.name.clone())
-            .collect()
+    /// The reference recordings this node serves for `model`'s rounds with its current
+    /// deploy, preferred first.
+    pub fn served_references(&self, model: &str) -> Vec<crate::refs::ServedRound> {
+        self.refs.served_for(model, &self.deploy_args())
     }
 
     /// A request arrived: an idle ticker looks again.
@@ -258,6 +250,8 @@ impl Node {
             scale_header: axum::http::HeaderValue::from_str(&clock.scale().to_string())
                 .unwrap_or_else(|_| axum::http::HeaderValue::from_static("1")),
             deploy_args: Mutex::new(Vec::new()),
+            local_sink: std::sync::OnceLock::new(),
+            sink: Mutex::new(SinkSummary::default()),
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {
@@ -392,6 +386,16 @@ impl Node {
         if profile.name != self.profile.name {
             tracing::info!(model, profile = %profile.name, replicas = n, "deploy runs at the model's hardware profile");
         }
+        for r in self.refs.served_for(&model, &args) {
+            tracing::info!(
+                model,
+                reference = %r.serves,
+                block_hash = %r.block_hash,
+                seq_len = r.seq_len,
+                fallbacks = ?r.fallbacks,
+                "serving reference vectors for this round"
+            );
+        }
         let base_rate = profile.nonces_per_second();
         let faults = &self.cfg.faults;
         let replicas = (0..n)
@@ -405,6 +409,15 @@ impl Node {
                         ready_at
                     },
                     base_rate * fault.map_or(1.0, |f| f.rate),
+                    ReplicaVersions {
+                        vllm_version: fault
+                            .and_then(|f| f.vllm_version.clone())
+                            .unwrap_or_else(|| self.cfg.vllm_version.clone()),
+                        gonka_poc_version: self.cfg.gonka_poc_version.clone(),
+                        poc_validation_inference: fault
+                            .and_then(|f| f.poc_validation_inference)
+                            .unwrap_or(self.cfg.poc_validation_inference),
+                    },
                 );
                 r.stall_after = fault.and_then(|f| f.stall_after_seconds);
                 r.init_error = fault.and_then(|f| f.init_error.clone());
@@ -449,6 +462,7 @@ impl Node {
             model,
             profile,
             replicas,
+            versions: None,
         }
     }
 
@@ -613,6 +627,10 @@ impl Node {
         if !outbox.is_empty() {
             let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
             for (idx, cb) in outbox {
+                if let Some(path) = self.local_sink_url().and_then(|s| cb.url.strip_prefix(s)) {
+                    self.sink_receive(path, &cb.body);
+                    continue;
+                }
                 sinks
                     .entry(idx)
                     .or_insert_with(|| CallbackSink::spawn(self.http.clone(), self.clock))
@@ -636,6 +654,17 @@ impl Node {
         }
         let from = m.sent_x.max(done.saturating_sub(CALLBACK_MAX_ARTIFACTS));
         m.sent_x = done;
+        if self.is_own_sink(&url) {
+            // Counted, not encoded: nobody reads the vectors of a node's own sink.
+            self.sink_record(sink::Delivery {
+                path: "generated".into(),
+                at: now,
+                artifacts: (done - from) as usize,
+                request_id: None,
+                fraud_detected: None,
+            });
+            return None;
+        }
         let req = &m.request;
         let src = self.source(
             &req.params,

@@ -1,11 +1,11 @@
 //! Node state, versions, health and readiness (mlnode-api §4.4).
 
 use mlnode_protocol::wire::{
-    GpuDevice, GpuInfo, HealthResponse, ManagerHealth, Managers, ServiceState, StateResponse,
-    VersionsResponse,
+    GpuDevice, GpuInfo, HealthResponse, ManagerHealth, Managers, ReplicaVersions, ServiceState,
+    StateResponse, VersionsResponse,
 };
 
-use super::{Node, Startup};
+use super::{Inner, Node, Startup};
 
 impl Node {
     /// `GET /api/v1/state`.
@@ -28,6 +28,7 @@ impl Node {
                 poc_validation_inference: false,
             };
         }
+        let pvi = Self::replica_versions(&mut g, now).is_some_and(|v| v.poc_validation_inference);
         let healthy = Self::healthy(&g, now);
         let runner = g.runner.as_ref();
         let statuses: Vec<&str> = healthy
@@ -58,18 +59,47 @@ impl Node {
             loaded_model: (!healthy.is_empty())
                 .then(|| runner.map(|r| r.model.clone()))
                 .flatten(),
-            poc_validation_inference: false,
+            poc_validation_inference: pvi,
         }
+    }
+
+    /// The first healthy replica's `/api/v1/pow/versions`, cached on the deploy after the
+    /// first success; `None` (the MLNode's fail-closed defaults) while none is healthy and
+    /// nothing is cached.
+    pub(super) fn replica_versions(g: &mut Inner, now: f64) -> Option<ReplicaVersions> {
+        let healthy = Self::healthy(g, now);
+        let runner = g.runner.as_mut()?;
+        if runner.versions.is_none() {
+            runner.versions = healthy
+                .first()
+                .map(|&i| runner.replicas[i].versions.clone());
+        }
+        runner.versions.clone()
+    }
+
+    /// A replica's own `/api/v1/pow/versions`, as the inference port's compat proxy
+    /// reaches it (the first healthy replica); `None` when none is healthy.
+    pub fn pow_versions(&self) -> Option<ReplicaVersions> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        self.advance(&mut g, now);
+        let healthy = Self::healthy(&g, now);
+        let runner = g.runner.as_ref()?;
+        healthy
+            .first()
+            .map(|&i| runner.replicas[i].versions.clone())
     }
 
     /// `GET /api/v1/versions`.
     pub fn versions(&self) -> VersionsResponse {
         let now = self.clock.now();
-        let g = self.lock();
+        let mut g = self.lock();
+        self.advance(&mut g, now);
+        let v = Self::replica_versions(&mut g, now);
         VersionsResponse {
             version: self.cfg.version.clone(),
-            vllm_version: (!Self::healthy(&g, now).is_empty()).then(|| "0.28.0+sim".to_string()),
-            poc_validation_inference: false,
+            vllm_version: v.as_ref().map(|v| v.vllm_version.clone()),
+            poc_validation_inference: v.is_some_and(|v| v.poc_validation_inference),
         }
     }
 
@@ -146,5 +176,66 @@ impl Node {
         let runner = g.runner.as_ref()?;
         let i = *healthy.first()?;
         Some((runner.model.clone(), runner.replicas[i].is_generating()))
+    }
+}
+
+/// One replica as metrics and the admin API show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplicaView {
+    pub index: u32,
+    pub port: u16,
+    pub healthy: bool,
+    pub generating: bool,
+    /// Nonces mined in the current session (0 when not mining).
+    pub nonces_processed: u64,
+    pub jobs_running: usize,
+    pub jobs_queued: usize,
+    pub versions: ReplicaVersions,
+}
+
+/// The running deploy as metrics and the admin API show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeployView {
+    pub model: String,
+    pub args: Vec<String>,
+    pub profile: String,
+    pub replicas: Vec<ReplicaView>,
+}
+
+impl Node {
+    /// The running deploy and its replicas now (`None` when nothing is deployed).
+    pub fn deploy_view(&self) -> Option<DeployView> {
+        use mlnode_protocol::wire::JobStatus;
+        let now = self.clock.now();
+        let mut g = self.lock();
+        self.advance(&mut g, now);
+        let runner = g.runner.as_ref()?;
+        Some(DeployView {
+            model: runner.model.clone(),
+            args: self.deploy_args(),
+            profile: runner.profile.name.clone(),
+            replicas: runner
+                .replicas
+                .iter()
+                .map(|r| ReplicaView {
+                    index: r.index,
+                    port: r.port,
+                    healthy: r.healthy(now),
+                    generating: r.is_generating(),
+                    nonces_processed: r.mining.as_ref().map_or(0, |m| m.processed(now)),
+                    jobs_running: r
+                        .queue
+                        .iter()
+                        .filter(|j| j.status == JobStatus::Running)
+                        .count(),
+                    jobs_queued: r
+                        .queue
+                        .iter()
+                        .filter(|j| j.status == JobStatus::Queued)
+                        .count(),
+                    versions: r.versions.clone(),
+                })
+                .collect(),
+        })
     }
 }

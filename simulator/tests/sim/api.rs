@@ -129,7 +129,7 @@ async fn four_phases_like_validate_py() {
     assert_eq!(
         st,
         json!({"state": "INFERENCE", "version": "3.0.12-sim", "poc_status": "IDLE",
-        "inference_healthy": true, "loaded_model": QWEN, "poc_validation_inference": false})
+        "inference_healthy": true, "loaded_model": QWEN, "poc_validation_inference": true})
     );
 
     // 3. throughput

@@ -257,9 +257,52 @@ async fn the_node_serves_the_recording_of_its_deploy() {
     .await;
     let st = c.get("/api/v1/inference/pow/status").await.1;
     assert_eq!(st["backends"].as_array().unwrap().len(), 2, "4 GPUs / tp 2");
-    let served = node.served_references(model, 1024, 12, "TEST_BLOCK", "test_pub_keys");
+    let served = node.served_references(model);
+    let round = served
+        .iter()
+        .find(|r| r.block_hash == "TEST_BLOCK" && r.seq_len == 1024)
+        .expect("the TEST_BLOCK round is served");
     assert_eq!(
-        served[0], "qwen-qwen3-235b-a22b-instruct-2507-fp8-deepgemm.json",
+        round.serves, "qwen-qwen3-235b-a22b-instruct-2507-fp8-deepgemm.json",
         "{served:?}"
     );
+    assert!(
+        !round.fallbacks.is_empty(),
+        "the other recordings back it up"
+    );
+}
+
+/// `--inference-port`: every node of a fleet gets its own inference listener, written to
+/// the inventory as `inference_port`, and serving the compat proxy there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_nodes_get_their_own_inference_ports() {
+    let f = start_fleet(
+        &[
+            "--nodes",
+            "2",
+            "--inference-port",
+            "0",
+            "--deployed-model",
+            QWEN,
+        ],
+        2,
+    );
+    let inv = mlnode_protocol::node_config::NodeConfig::parse(
+        &std::fs::read_to_string(&f.inventory).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inv.0.len(), 2);
+    let mut ports = std::collections::BTreeSet::new();
+    for (e, url) in inv.0.iter().zip(&f.urls) {
+        assert_eq!(e.poc_url("http"), *url);
+        assert_ne!(e.inference_port, e.poc_port);
+        ports.insert(e.inference_port);
+        let models = get(&format!("http://{}:{}/v1/models", e.host, e.inference_port)).await;
+        assert_eq!(models["data"][0]["id"], QWEN);
+    }
+    assert_eq!(ports.len(), 2, "one inference port per node");
+    let list = get(&format!("{}/sim/v1/nodes", f.urls[0])).await;
+    assert!(list["nodes"][1]["inference_url"]
+        .as_str()
+        .is_some_and(|u| u.ends_with(&inv.0[1].inference_port.to_string())));
 }

@@ -8,5 +8,6 @@ mod callbacks;
 mod fleet;
 mod hardening;
 mod malformed;
+mod newest;
 mod scenarios;
 mod util;

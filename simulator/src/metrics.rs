@@ -1,0 +1,247 @@
+//! `GET /api/v1/metrics`: the node's Prometheus exposition (text format 0.0.4), through
+//! the `prometheus` crate.
+//!
+//! The real MLNode (G-METRICS, schema v1) exports `gonka_metrics_schema_info`,
+//! `mlnode_version_info`, `mlnode_config_info`, per-GPU `mlnode_gpu_*` series and the
+//! vLLM replicas' own `vllm:*` series labelled by `replica`. The simulator answers the
+//! same families from its state, plus its own under `mlnode_sim_*`: requests per
+//! endpoint, method and status, faults injected per kind, and per-replica PoC progress.
+//!
+//! The request counter lives as long as the [`crate::Sim`] (it is counted in the one
+//! middleware); every other family is a snapshot built at scrape time, so an idle node
+//! keeps no metric state and runs no timer.
+
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::node::Node;
+use crate::transport::Faults;
+
+/// The schema version `gonka_metrics_schema_info` reports.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The content type of the answer.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counters that outlive a scrape.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    requests: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {
+            // The names and labels are constants: creation cannot fail.
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "mlnode_sim_requests_total",
+                    "HTTP requests answered, by port, route template, method and status.",
+                ),
+                &["port", "endpoint", "method", "status"],
+            )
+            .unwrap_or_else(|e| unreachable!("constant metric: {e}")),
+        }
+    }
+
+    /// Count one answered request. `endpoint` is the route template (`/api/v1/x/{id}`),
+    /// so ids do not explode the label set.
+    pub fn observe(&self, port: crate::serve::Port, endpoint: &str, method: &str, status: u16) {
+        let mut buf = itoa_buf();
+        let port = match port {
+            crate::serve::Port::Poc => "poc",
+            crate::serve::Port::Inference => "inference",
+        };
+        self.requests
+            .with_label_values(&[port, endpoint, method, fmt_status(status, &mut buf)])
+            .inc();
+    }
+
+    /// The exposition text for `node` with `faults`' injection counts.
+    pub fn render(&self, node: &Node, faults: &Faults) -> Result<String, prometheus::Error> {
+        let reg = Registry::new();
+        reg.register(Box::new(self.requests.clone()))?;
+
+        let info = |name: &str, help: &str, labels: &[(&str, &str)]| {
+            let keys: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+            let vals: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+            let g = IntGaugeVec::new(Opts::new(name, help), &keys)?;
+            g.with_label_values(&vals).set(1);
+            reg.register(Box::new(g))
+        };
+        info(
+            "gonka_metrics_schema_info",
+            "Metrics schema version.",
+            &[("version", SCHEMA_VERSION)],
+        )?;
+        info(
+            "mlnode_version_info",
+            "MLNode API version.",
+            &[("version", &node.cfg.version)],
+        )?;
+
+        let deploy = node.deploy_view();
+        if let Some(d) = &deploy {
+            let arg = |flag: &str| {
+                d.args
+                    .iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| d.args.get(i + 1))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let replicas = d.replicas.len().to_string();
+            info(
+                "mlnode_config_info",
+                "The running deploy (empty value: the argument was not passed).",
+                &[
+                    ("model_name", &d.model),
+                    ("dtype", &arg("--dtype")),
+                    ("replicas", &replicas),
+                    ("max_num_seqs", &arg("--max-num-seqs")),
+                    ("max_model_len", &arg("--max-model-len")),
+                    ("tensor_parallel_size", &arg("--tensor-parallel-size")),
+                    ("pipeline_parallel_size", &arg("--pipeline-parallel-size")),
+                ],
+            )?;
+        }
+
+        let gpu = ["gpu_index", "gpu_model"];
+        let used = GaugeVec::new(
+            Opts::new("mlnode_gpu_memory_used_bytes", "VRAM in use."),
+            &gpu,
+        )?;
+        let free = GaugeVec::new(
+            Opts::new("mlnode_gpu_memory_free_bytes", "VRAM free."),
+            &gpu,
+        )?;
+        let temp = GaugeVec::new(
+            Opts::new("mlnode_gpu_temp_core_celsius", "GPU core temperature."),
+            &gpu,
+        )?;
+        for d in node.gpu_devices() {
+            let idx = d.index.to_string();
+            let l = [idx.as_str(), d.name.as_str()];
+            let mb = |v: Option<u64>| v.unwrap_or(0) as f64 * 1024.0 * 1024.0;
+            used.with_label_values(&l).set(mb(d.used_memory_mb));
+            free.with_label_values(&l).set(mb(d.free_memory_mb));
+            if let Some(t) = d.temperature_c {
+                temp.with_label_values(&l).set(f64::from(t));
+            }
+        }
+        for g in [used, free, temp] {
+            reg.register(Box::new(g))?;
+        }
+
+        if let Some(d) = &deploy {
+            let vl = ["model_name", "replica"];
+            let running = IntGaugeVec::new(
+                Opts::new(
+                    "vllm:num_requests_running",
+                    "Requests running on the replica.",
+                ),
+                &vl,
+            )?;
+            let waiting = IntGaugeVec::new(
+                Opts::new(
+                    "vllm:num_requests_waiting",
+                    "Requests waiting on the replica.",
+                ),
+                &vl,
+            )?;
+            let rl = ["replica"];
+            let healthy = IntGaugeVec::new(
+                Opts::new(
+                    "mlnode_sim_replica_healthy",
+                    "1 when the proxy sees the replica healthy.",
+                ),
+                &rl,
+            )?;
+            let generating = IntGaugeVec::new(
+                Opts::new("mlnode_sim_pow_generating", "1 while the replica mines."),
+                &rl,
+            )?;
+            let processed = IntGaugeVec::new(
+                Opts::new(
+                    "mlnode_sim_pow_nonces_processed",
+                    "Nonces mined in the replica's current session.",
+                ),
+                &rl,
+            )?;
+            for r in &d.replicas {
+                let i = r.index.to_string();
+                running
+                    .with_label_values(&[&d.model, &i])
+                    .set(r.jobs_running as i64);
+                waiting
+                    .with_label_values(&[&d.model, &i])
+                    .set(r.jobs_queued as i64);
+                healthy.with_label_values(&[&i]).set(i64::from(r.healthy));
+                generating
+                    .with_label_values(&[&i])
+                    .set(i64::from(r.generating));
+                processed
+                    .with_label_values(&[&i])
+                    .set(i64::try_from(r.nonces_processed).unwrap_or(i64::MAX));
+            }
+            for g in [running, waiting, healthy, generating, processed] {
+                reg.register(Box::new(g))?;
+            }
+        }
+
+        let injected = IntCounterVec::new(
+            Opts::new(
+                "mlnode_sim_faults_injected_total",
+                "Transport faults injected, by kind.",
+            ),
+            &["kind"],
+        )?;
+        for (kind, n) in faults.injected() {
+            injected.with_label_values(&[kind]).inc_by(n);
+        }
+        reg.register(Box::new(injected))?;
+        let scale = prometheus::Gauge::new(
+            "mlnode_sim_time_scale",
+            "Simulated seconds per wall second.",
+        )?;
+        scale.set(node.clock.scale());
+        reg.register(Box::new(scale))?;
+
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&reg.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+type StatusBuf = [u8; 3];
+
+fn itoa_buf() -> StatusBuf {
+    [b'0'; 3]
+}
+
+/// An HTTP status as three ASCII digits without allocating (every status is 100..=999).
+fn fmt_status(status: u16, buf: &mut StatusBuf) -> &str {
+    let s = status.clamp(100, 999);
+    buf[0] = b'0' + (s / 100) as u8;
+    buf[1] = b'0' + (s / 10 % 10) as u8;
+    buf[2] = b'0' + (s % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_digits() {
+        let mut b = itoa_buf();
+        assert_eq!(fmt_status(503, &mut b), "503");
+        assert_eq!(fmt_status(200, &mut b), "200");
+        assert_eq!(fmt_status(42, &mut b), "100");
+    }
+}
