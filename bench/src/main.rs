@@ -136,10 +136,21 @@ async fn load(
     conns: usize,
     dur: Duration,
 ) -> anyhow::Result<u64> {
+    load_many(&[addr], requests, conns, dur).await
+}
+
+/// [`load`] spread over several servers: connection `c` talks to `addrs[c % len]`.
+async fn load_many(
+    addrs: &[SocketAddr],
+    requests: Arc<Vec<Vec<u8>>>,
+    conns: usize,
+    dur: Duration,
+) -> anyhow::Result<u64> {
     let deadline = Instant::now() + dur;
     let mut tasks = Vec::new();
     for c in 0..conns {
         let requests = requests.clone();
+        let addr = addrs[c % addrs.len()];
         tasks.push(tokio::spawn(async move {
             let mut s = tokio::net::TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
@@ -555,7 +566,7 @@ async fn main() -> anyhow::Result<()> {
             _ => (vec![100, 1000], 10.0, 8),
         };
         for n in nodes {
-            results.extend(bench_fleet(tmp.path(), n, idle, jobs)?);
+            results.extend(bench_fleet(&cli, tmp.path(), n, idle, jobs).await?);
         }
     }
     println!("{}", serde_json::to_string(&json!({"results": results}))?);
@@ -607,8 +618,197 @@ fn validate_fleet(inv: &Path, exp: &Path, jobs: u32) -> anyhow::Result<(f64, f64
     Ok((wall, rss, o.status.code().unwrap_or(-1)))
 }
 
+/// Runs `f` when dropped (a child to kill on every exit path).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct G<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for G<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    G(Some(f))
+}
+
+/// Start mining (4 replicas) on every node of `addrs`, a few requests at a time.
+async fn mine_all(addrs: &[SocketAddr]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let body = json!({"block_hash": "B", "block_height": 1, "public_key": "p", "node_id": 0,
+        "node_count": 1, "params": {"model": MODEL, "seq_len": 128}});
+    for chunk in addrs.chunks(32) {
+        let calls = chunk.iter().map(|a| {
+            http.post(format!("http://{a}{}", paths::POW_INIT_GENERATE))
+                .json(&body)
+                .send()
+        });
+        for r in futures_util::future::join_all(calls).await {
+            let r = r?;
+            if !r.status().is_success() {
+                bail!("init/generate answered {}", r.status());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aggregate `/pow/status` over a fleet of `n` mining nodes in one process against one
+/// mining node alone, the same number of connections, alternating rounds.
+async fn bench_fleet_status(cli: &Cli, n: u32) -> anyhow::Result<Vec<Value>> {
+    let sim = bin("mlnode-sim")?;
+    let common = [
+        "--port",
+        "0",
+        "--replicas",
+        "4",
+        "--deployed-model",
+        MODEL,
+        "--journal-size",
+        "0",
+    ];
+    let fleet_inv = tempfile::NamedTempFile::new()?;
+    let mut fleet = pinned(0, &sim);
+    fleet
+        .args(common)
+        .args(["--nodes", &n.to_string(), "--inventory-out"])
+        .arg(fleet_inv.path());
+    // stdout is not read: a fleet prints one URL per node, the inventory has them all.
+    let mut fleet = fleet.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    // The inventory is written once every node listens.
+    let t0 = Instant::now();
+    let addrs: Vec<SocketAddr> = loop {
+        if let Ok(text) = std::fs::read_to_string(fleet_inv.path()) {
+            if let Ok(inv) = mlnode_protocol::node_config::NodeConfig::parse(&text) {
+                break inv
+                    .0
+                    .iter()
+                    .filter_map(|e| format!("{}:{}", e.host, e.poc_port).parse().ok())
+                    .collect();
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("fleet inventory not written in 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut single = pinned(0, &sim);
+    single.args(common);
+    let single = start(single)?;
+    let _stop = scopeguard(move || {
+        let _ = fleet.kill();
+        let _ = fleet.wait();
+    });
+    mine_all(&addrs).await?;
+    mine_all(&[single.addr]).await?;
+    let conns = (n as usize).clamp(1, 256);
+    let req = Arc::new(vec![get(paths::POW_STATUS)]);
+    let dur = Duration::from_secs_f64(cli.seconds);
+    let (mut agg, mut one, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..cli.runs {
+        let o = load(single.addr, req.clone(), conns, dur).await? as f64 / cli.seconds;
+        let a = load_many(&addrs, req.clone(), conns, dur).await? as f64 / cli.seconds;
+        one.push(o);
+        agg.push(a);
+        ratio.push(a / o * 100.0);
+    }
+    Ok(vec![
+        show(
+            &format!("7. /pow/status, 1 node x 4 replicas mining, {conns} conns"),
+            "req/s",
+            stats(one),
+        ),
+        show(
+            &format!("7. /pow/status across {n} nodes x 4 replicas, {conns} conns"),
+            "req/s",
+            stats(agg),
+        ),
+        show(
+            "7. ... fleet aggregate as % of one node (target >= 80)",
+            "%",
+            stats(ratio),
+        ),
+    ])
+}
+
+/// The baseline of one process per node: start `sample` single-node processes, measure
+/// start-up (all listening), total RSS and idle CPU, and extrapolate to `n`.
+fn bench_separate_processes(n: u32, sample: u32, idle_seconds: f64) -> anyhow::Result<Vec<Value>> {
+    let sim = bin("mlnode-sim")?;
+    let t0 = Instant::now();
+    let mut servers = Vec::new();
+    for _ in 0..sample {
+        let mut c = pinned(0, &sim);
+        c.args([
+            "--port",
+            "0",
+            "--replicas",
+            "4",
+            "--deployed-model",
+            MODEL,
+            "--time-scale",
+            "1000",
+        ]);
+        servers.push(start(c)?);
+    }
+    let startup = t0.elapsed().as_secs_f64();
+    let rss: f64 = servers
+        .iter()
+        .map(|s| rss_kb(s.child.id()).unwrap_or(0) as f64 / 1024.0)
+        .sum();
+    let c0: f64 = servers
+        .iter()
+        .map(|s| cpu_seconds(s.child.id()).unwrap_or(0.0))
+        .sum();
+    std::thread::sleep(Duration::from_secs_f64(idle_seconds));
+    let c1: f64 = servers
+        .iter()
+        .map(|s| cpu_seconds(s.child.id()).unwrap_or(0.0))
+        .sum();
+    let k = f64::from(n) / f64::from(sample);
+    let one_figure = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
+    Ok(vec![
+        one_figure(
+            &format!("7. baseline: {sample} processes x 1 node: start-up, x{k:.0} -> {n}"),
+            "s",
+            startup * k,
+        ),
+        one_figure(
+            &format!("7. baseline: {sample} processes: RSS, x{k:.0} -> {n}"),
+            "MB",
+            rss * k,
+        ),
+        one_figure(
+            &format!(
+                "7. baseline: {sample} processes: idle CPU over {idle_seconds} s, x{k:.0} -> {n}"
+            ),
+            "% core",
+            (c1 - c0) / idle_seconds * 100.0 * k,
+        ),
+    ])
+}
+
 /// 7. A fleet of `n` honest nodes in one simulator process, validated in one command.
-fn bench_fleet(tmp: &Path, n: u32, idle_seconds: f64, jobs: u32) -> anyhow::Result<Vec<Value>> {
+async fn bench_fleet(
+    cli: &Cli,
+    tmp: &Path,
+    n: u32,
+    idle_seconds: f64,
+    jobs: u32,
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = bench_separate_processes(n, n.min(50), idle_seconds)?;
+    out.extend(bench_fleet_status(cli, n).await?);
+    out.extend(bench_fleet_validation(tmp, n, idle_seconds, jobs)?);
+    Ok(out)
+}
+
+/// Item 7: the fleet in one process (start-up, RSS, idle CPU), and its validation in one
+/// command against one node's.
+fn bench_fleet_validation(
+    tmp: &Path,
+    n: u32,
+    idle_seconds: f64,
+    jobs: u32,
+) -> anyhow::Result<Vec<Value>> {
     let inv = tmp.join(format!("fleet-{n}.json"));
     let t0 = Instant::now();
     let mut child = pinned(0, &bin("mlnode-sim")?)

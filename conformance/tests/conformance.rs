@@ -218,8 +218,13 @@ fn workspace_bin(name: &str) -> PathBuf {
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let path = dir.join(name);
     if !path.exists() {
+        let package = match name {
+            "mlnode-sim" => "mlnode-sim",
+            "mlnode-conformance" => "mlnode-conformance",
+            _ => "mlnode-validator",
+        };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-p", "mlnode-validator", "--bin", name])
+            .args(["build", "--locked", "-p", package, "--bin", name])
             .status()
             .unwrap();
         assert!(status.success(), "cannot build {name}");
@@ -228,13 +233,35 @@ fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
-/// A subset through the real binary: the whole CLI transcript.
+/// One run of each verdict (and of the usage error) through the real binary, without a
+/// terminal: the whole CLI transcript — exit code, stdout, stderr — filtered.
 #[test]
 fn binary_transcripts() {
-    for (scenario, model) in [
-        ("honest", "Qwen/Qwen3-32B-FP8"),
-        ("fraud-int4", "MiniMaxAI/MiniMax-M2.7"),
-        ("deploy-oom", "Qwen/Qwen3-32B-FP8"),
+    const QWEN: &str = "Qwen/Qwen3-32B-FP8";
+    for (name, scenario, model, extra) in [
+        ("honest", "honest", QWEN, &[][..]),
+        (
+            "pass-with-mismatches",
+            "tolerated-mismatches",
+            QWEN,
+            &[][..],
+        ),
+        (
+            "fraud-int4",
+            "fraud-int4",
+            "MiniMaxAI/MiniMax-M2.7",
+            &[][..],
+        ),
+        ("deploy-oom", "deploy-oom", QWEN, &[][..]),
+        ("skipped", "honest", QWEN, &["--skip-validate"][..]),
+        ("disagree", "lying-node", QWEN, &["--cross-check"][..]),
+        (
+            "strict-slow-replica",
+            "slow-replica",
+            QWEN,
+            &["--strict"][..],
+        ),
+        ("usage-error", "fraud_int4", QWEN, &[][..]),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let out = Command::new(workspace_bin("mlnode-validate"))
@@ -250,9 +277,11 @@ fn binary_transcripts() {
                 "--exp-dir",
                 tmp.path().join("exp").to_str().unwrap(),
             ])
+            .args(extra)
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
+        let scenario = name;
         let transcript = format!(
             "exit_code: {}\n--- stdout\n{}--- stderr\n{}",
             out.status.code().unwrap_or(-1),
@@ -495,5 +524,84 @@ mod properties {
                 .map(|j| node_id as u64 + j * node_count as u64).collect();
             prop_assert_eq!(all, expected);
         }
+    }
+}
+
+/// Every README shell block marked `<!-- runnable -->` runs as written (with `bash -e`,
+/// in a scratch directory holding the repository's `artifacts/` and `fixtures/`),
+/// `cargo run [--release] --bin X --` and `target/debug/X` standing for the built
+/// binaries, and port 8080 for a free port the OS picked.
+#[test]
+fn readme_commands_work_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == "<!-- runnable -->" {
+            assert_eq!(
+                lines.next().map(str::trim),
+                Some("```sh"),
+                "a runnable marker precedes a ```sh block"
+            );
+            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            blocks.push(body.join("\n"));
+        }
+    }
+    assert!(
+        blocks.len() >= 6,
+        "the README marks its runnable blocks ({} found)",
+        blocks.len()
+    );
+    // A scratch checkout: the repository's inputs, and `data/` (reports) kept out of it.
+    let cwd = tempfile::tempdir().unwrap();
+    for dir in ["artifacts", "fixtures"] {
+        std::os::unix::fs::symlink(root.join(dir), cwd.path().join(dir)).unwrap();
+    }
+    for block in blocks {
+        let mut script = block.clone();
+        for bin in [
+            "mlnode-validate",
+            "mlnode-make-artifact",
+            "mlnode-sim",
+            "mlnode-conformance",
+        ] {
+            let path = workspace_bin(bin).display().to_string();
+            for form in [
+                format!("target/debug/{bin}"),
+                format!("cargo run --release --bin {bin} --"),
+                format!("cargo run --bin {bin} --"),
+            ] {
+                script = script.replace(&form, &path);
+            }
+        }
+        // `cargo build --bins` is what the binaries above already are.
+        script = script
+            .replace("cargo build --bins", "true")
+            .replace("8080", &port.to_string());
+        let t0 = std::time::Instant::now();
+        let out = Command::new("bash")
+            .args(["-e", "-o", "pipefail", "-c", &script])
+            .current_dir(cwd.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "README block failed ({:?}):\n{block}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "README block ok in {:?}: {}",
+            t0.elapsed(),
+            block.lines().next().unwrap_or("")
+        );
     }
 }
