@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use axum::response::IntoResponse;
 use clap::{Parser, Subcommand};
 use mlnode_protocol::vectors::Round;
 use serde_json::{json, Value};
@@ -62,6 +63,9 @@ enum Cmd {
     },
     /// (internal) serve a bare axum hello on 127.0.0.1:0.
     HelloServer,
+    /// (internal) serve the minimal artifact endpoint (the validation baseline) on
+    /// 127.0.0.1:0.
+    ArtifactServer,
 }
 
 fn bin(name: &str) -> anyhow::Result<PathBuf> {
@@ -317,8 +321,21 @@ async fn bench_validation(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     for n in [1_000usize, 10_000] {
         let body = validation_body(n);
         let req = Arc::new(vec![post(paths::POW_GENERATE, &body)]);
-        let mut rates = Vec::new();
+        let (mut rates, mut base_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..cli.runs {
+            let mut bc = pinned(0, &std::env::current_exe()?);
+            bc.arg("artifact-server");
+            let base = start(bc)?;
+            let done = load(
+                base.addr,
+                req.clone(),
+                2,
+                Duration::from_secs_f64(cli.seconds),
+            )
+            .await?;
+            let base_rate = done as f64 * n as f64 / cli.seconds;
+            base_rates.push(base_rate);
+            drop(base);
             let sim = start(sim_cmd(&cfg)?)?;
             // Check the answer once: every artifact matches.
             let v: Value = reqwest::Client::new()
@@ -338,12 +355,24 @@ async fn bench_validation(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
                 Duration::from_secs_f64(cli.seconds),
             )
             .await?;
-            rates.push(done as f64 * n as f64 / cli.seconds);
+            let rate = done as f64 * n as f64 / cli.seconds;
+            rates.push(rate);
+            ratios.push(rate / base_rate * 100.0);
         }
         out.push(show(
             &format!("2. validation, {n} artifacts/request (1 server core)"),
             "artifacts/s",
             stats(rates),
+        ));
+        out.push(show(
+            &format!("2. baseline: minimal artifact endpoint, {n} artifacts/request"),
+            "artifacts/s",
+            stats(base_rates),
+        ));
+        out.push(show(
+            &format!("2. ... simulator as % of the minimal endpoint, {n}/request (target >= 80)"),
+            "%",
+            stats(ratios),
         ));
     }
     Ok(out)
@@ -398,7 +427,112 @@ async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     if !rss.is_empty() {
         out.push(show("4. validate-only run: peak RSS", "MB", stats(rss)));
     }
+    out.extend(bench_validator_20k(cli, tmp).await?);
     Ok(out)
+}
+
+/// A program under `/usr/bin/time -v`: (wall ms, peak RSS MB, exit code, stdout).
+fn timed(program: &Path, args: &[&str]) -> anyhow::Result<(f64, f64, i32, String)> {
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-v").arg(program).args(args);
+    let t0 = Instant::now();
+    let o = c.output()?;
+    let wall = t0.elapsed().as_secs_f64() * 1000.0;
+    let err = String::from_utf8_lossy(&o.stderr);
+    let rss = err
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .context("no peak RSS from /usr/bin/time")?
+        .trim()
+        .parse::<f64>()?
+        / 1024.0;
+    Ok((
+        wall,
+        rss,
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    ))
+}
+
+/// The floor any Python client pays: import `requests`, read the reference, send the
+/// same validation request, read the verdict.
+const PY_CLIENT: &str = r#"
+import json, sys, requests
+ref = json.load(open(sys.argv[2]))
+body = {"block_hash": ref["block_hash"], "block_height": 100, "public_key": ref["public_key"],
+        "node_id": 0, "node_count": 1, "nonces": [a["nonce"] for a in ref["artifacts"]],
+        "params": {"model": ref["model"], "seq_len": ref["seq_len"], "k_dim": ref["k_dim"]},
+        "wait": True, "validation": {"artifacts": ref["artifacts"]}}
+r = requests.post(sys.argv[1] + "/api/v1/inference/pow/generate", json=body, timeout=600)
+v = r.json()
+assert v["n_total"] == len(ref["artifacts"]) and v["fraud_detected"] is False, v
+print(v["n_mismatch"])
+"#;
+
+/// 4b. Validate-only at 20,000 vectors (a generated reference the node answers honestly):
+/// `mlnode-validate` against `python3` + `requests` doing the same exchange, alternating.
+async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
+    let n = 20_000i64;
+    let round = Round::new(MODEL, 1024, 12, "BENCH_20K", "bench_key");
+    let reference = json!({"model": MODEL, "seq_len": 1024, "k_dim": 12,
+        "block_hash": "BENCH_20K", "public_key": "bench_key",
+        "artifacts": (0..n).map(|i| json!({"nonce": i, "vector_b64": round.vector(i, false).encode()})).collect::<Vec<_>>()});
+    let ref_path = tmp.join("bench-20k.json");
+    std::fs::write(&ref_path, serde_json::to_string(&reference)?)?;
+    let py_path = tmp.join("client.py");
+    std::fs::write(&py_path, PY_CLIENT)?;
+    let cfg = scenario_file(tmp, "validator20k", &format!("name = \"bench-validator-20k\"\n[node]\ndeployed_model = \"{MODEL}\"\nreference_backed = false\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
+    let sim = start(sim_cmd(&cfg)?)?;
+    let url = format!("http://{}", sim.addr);
+    let validate = bin("mlnode-validate")?;
+    let python = Path::new("/usr/bin/env");
+    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..cli.runs.max(5) {
+        let exp = tmp.join(format!("exp20k-{i}"));
+        let (w, r, code, out) = timed(
+            &validate,
+            &[
+                "--mlnode-url", &url, "--model", MODEL, "--reference",
+                ref_path.to_str().context("path")?, "--skip-download", "--skip-deploy",
+                "--skip-throughput", "--progress", "never", "--exp-dir",
+                exp.to_str().context("path")?,
+            ],
+        )?;
+        if code != 0 {
+            bail!("validator at 20k vectors exited {code}: {out}");
+        }
+        ours_ms.push(w);
+        ours_mb.push(r);
+        let (w, r, code, out) = timed(
+            python,
+            &[
+                "python3",
+                py_path.to_str().context("path")?,
+                &url,
+                ref_path.to_str().context("path")?,
+            ],
+        )?;
+        if code != 0 || out.trim() != "0" {
+            bail!("python client exited {code}: {out}");
+        }
+        py_ms.push(w);
+        py_mb.push(r);
+    }
+    let (om, pm) = (stats(ours_ms.clone()).0, stats(py_ms.clone()).0);
+    let (or, pr) = (stats(ours_mb.clone()).0, stats(py_mb.clone()).0);
+    let one = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
+    Ok(vec![
+        show("4b. mlnode-validate validate-only, 20,000 vectors: wall", "ms", stats(ours_ms)),
+        show("4b. baseline: python3 + requests, same exchange: wall", "ms", stats(py_ms)),
+        one("4b. ... python wall / ours (target >= 50)", "x", pm / om),
+        show("4b. mlnode-validate, 20,000 vectors: peak RSS (target <= 12)", "MB", stats(ours_mb)),
+        show("4b. baseline: python3 + requests: peak RSS", "MB", stats(py_mb)),
+        one("4b. ... python RSS / ours (target >= 5)", "x", pr / or),
+    ])
 }
 
 async fn bench_memory(tmp: &Path, requests: u64) -> anyhow::Result<Vec<Value>> {
@@ -514,6 +648,9 @@ async fn main() -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("hello server panicked"))?;
     }
+    if let Some(Cmd::ArtifactServer) = cli.cmd {
+        return serve_blocking(minimal_artifact_app());
+    }
     // The load generator runs on core 1, the servers on core 0.
     if std::env::var_os("MLNODE_BENCH_PINNED").is_none() && Path::new("/usr/bin/taskset").exists() {
         let status = Command::new("/usr/bin/taskset")
@@ -535,7 +672,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Memory { .. } => "memory",
         Cmd::Matrix => "matrix",
         Cmd::Fleet { .. } => "fleet",
-        Cmd::HelloServer => unreachable!(),
+        Cmd::HelloServer | Cmd::ArtifactServer => unreachable!(),
     });
     let requests = match cli.cmd {
         Some(Cmd::Memory { requests }) => requests,
@@ -571,6 +708,91 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string(&json!({"results": results}))?);
     Ok(())
+}
+
+/// Serve `app` on 127.0.0.1:0 on a multi-thread runtime (the simulator's runtime
+/// config), printing the URL first.
+fn serve_blocking(app: axum::Router) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            println!("http://{}", l.local_addr()?);
+            std::io::stdout().flush()?;
+            axum::serve(l, app).await?;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("server panicked"))?
+}
+
+/// The validation baseline: what any server answering `POST .../pow/generate` with a
+/// verdict must do at least — parse the same body into the same wire type, decode every
+/// vector, one f16 L2 per artifact against a precomputed vector, the binomial test, the
+/// same JSON answer — and nothing of the simulator (no node state, no reference lookup,
+/// no vector generation, no journal, no middleware).
+fn minimal_artifact_app() -> axum::Router {
+    use mlnode_protocol::wire::{GenerateRequest, ValidationResult};
+    use mlnode_protocol::Vector;
+    let expected = Arc::new(Round::new(MODEL, 1024, 12, "BENCH_BLOCK", "bench_key").vector(0, false));
+    axum::Router::new().route(
+        paths::POW_GENERATE,
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let expected = expected.clone();
+            async move {
+                let req: GenerateRequest = match serde_json::from_slice(&body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return (axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                            .into_response()
+                    }
+                };
+                let o = req.stat_test.clone().unwrap_or_default();
+                let d = mlnode_protocol::SERVER_DEFAULTS;
+                let (p_mismatch, fraud_threshold) = (
+                    o.p_mismatch.unwrap_or(d.p_mismatch),
+                    o.fraud_threshold.unwrap_or(d.fraud_threshold),
+                );
+                let arts = req.validation.map(|v| v.artifacts).unwrap_or_default();
+                // The distance is computed and kept (black_box) but, against one vector
+                // for all nonces, not judged: a mismatch is an undecodable vector only,
+                // so the answer is the simulator's (every artifact matches).
+                let mut mismatch = Vec::new();
+                for (nonce, b64) in arts.iter() {
+                    match Vector::decode(b64, 12) {
+                        Ok(v) => {
+                            std::hint::black_box(mlnode_protocol::mismatch::l2_distance(
+                                &expected, &v,
+                            ));
+                        }
+                        Err(_) => mismatch.push(nonce),
+                    }
+                }
+                let n = arts.len() as u64;
+                let verdict = mlnode_protocol::fraud_test(
+                    mismatch.len() as u64,
+                    n,
+                    p_mismatch,
+                    fraud_threshold,
+                )
+                .unwrap_or(mlnode_protocol::FraudVerdict {
+                    p_value: 1.0,
+                    fraud_detected: false,
+                });
+                axum::Json(ValidationResult {
+                    n_total: n,
+                    n_mismatch: mismatch.len() as u64,
+                    mismatch_nonces: mismatch,
+                    p_value: verdict.p_value,
+                    fraud_detected: verdict.fraud_detected,
+                })
+                .into_response()
+            }
+        }),
+    )
 }
 
 /// CPU seconds (user + system) a process has used.

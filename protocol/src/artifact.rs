@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
+
 use serde_json::{Map, Value};
 
 use crate::codec::{DecodeError, Vector};
@@ -51,47 +52,42 @@ pub enum ReferenceError {
 /// declaration order (the order is spelled once, here), `stat_test`, `notes` and unknown
 /// keys follow `encoding`, and `artifacts` comes last. Optional keys keep their absence
 /// (`None`), so a file round-trips.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Reading is a hand-written map visitor ([`Deserialize`] below), not a derive: a derive
+/// with `#[serde(flatten)]` for `extra` buffers the whole document as an untyped tree
+/// before it builds the struct, which at 20,000 vectors was most of the validator's time
+/// and memory. The visitor streams each key straight into its typed field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reference {
     pub model: String,
-    #[serde(deserialize_with = "positive")]
     pub seq_len: u32,
-    #[serde(deserialize_with = "positive")]
     pub k_dim: u32,
     pub block_hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub block_height: Option<i64>,
     pub public_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_count: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dist_threshold: Option<f64>,
     /// `Some(None)` is an explicit `null` (make_artifact.py without `--batch-size`).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub collection_batch_size: Option<Option<u32>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub additional_args: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<Encoding>,
     /// The raw `stat_test` object (hand-added in committed references); its values must be
     /// numbers.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "stat_test_block"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stat_test: Option<Map<String, Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<Value>,
     /// Keys this format does not know, in file order.
     #[serde(flatten)]
@@ -99,33 +95,176 @@ pub struct Reference {
     pub artifacts: Vec<Artifact>,
 }
 
-fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let v = u32::deserialize(d)?;
-    if v == 0 {
-        return Err(D::Error::custom("must be positive"));
-    }
-    Ok(v)
-}
+/// A positive `u32` (the check runs inside the value, so an error names its key).
+struct Positive(u32);
 
-/// A present key becomes `Some`, its `null` `Some(None)`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    let v = Option::<u32>::deserialize(d)?;
-    if v == Some(0) {
-        return Err(D::Error::custom("must be positive"));
-    }
-    Ok(Some(v))
-}
-
-fn stat_test_block<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Map<String, Value>>, D::Error> {
-    let m = Map::<String, Value>::deserialize(d)?;
-    for key in ["p_mismatch", "fraud_threshold", "dist_threshold"] {
-        if m.get(key).is_some_and(|v| !v.is_number()) {
-            return Err(D::Error::custom("values must be numbers"));
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v == 0 {
+            return Err(D::Error::custom("must be positive"));
         }
+        Ok(Positive(v))
     }
-    Ok(Some(m))
+}
+
+/// A positive `u32` or `null`.
+struct BatchSize(Option<u32>);
+
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Option::<u32>::deserialize(d)?;
+        if v == Some(0) {
+            return Err(D::Error::custom("must be positive"));
+        }
+        Ok(BatchSize(v))
+    }
+}
+
+/// The `stat_test` object: its known values must be numbers.
+struct StatTestBlock(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StatTestBlock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = Map::<String, Value>::deserialize(d)?;
+        for key in ["p_mismatch", "fraud_threshold", "dist_threshold"] {
+            if m.get(key).is_some_and(|v| !v.is_number()) {
+                return Err(D::Error::custom("values must be numbers"));
+            }
+        }
+        Ok(StatTestBlock(m))
+    }
+}
+
+impl<'de> Deserialize<'de> for Reference {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ReferenceVisitor)
+    }
+}
+
+struct ReferenceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ReferenceVisitor {
+    type Value = Reference;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a reference object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Reference, A::Error> {
+        use serde::de::Error as _;
+        /// Set a field once; a second occurrence is an error, as a derive makes it.
+        fn once<T, E: serde::de::Error>(
+            slot: &mut Option<T>,
+            key: &'static str,
+            v: T,
+        ) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::duplicate_field(key));
+            }
+            *slot = Some(v);
+            Ok(())
+        }
+        let mut model = None;
+        let mut seq_len = None;
+        let mut k_dim = None;
+        let mut block_hash = None;
+        let mut block_height = None;
+        let mut public_key = None;
+        let mut node_id = None;
+        let mut node_count = None;
+        let mut dist_threshold = None;
+        let mut collection_batch_size = None;
+        let mut additional_args = None;
+        let mut source = None;
+        let mut generated_at = None;
+        let mut encoding = None;
+        let mut stat_test = None;
+        let mut notes = None;
+        let mut artifacts = None;
+        let mut extra = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "model" => once(&mut model, "model", map.next_value::<String>()?)?,
+                "seq_len" => once(&mut seq_len, "seq_len", map.next_value::<Positive>()?.0)?,
+                "k_dim" => once(&mut k_dim, "k_dim", map.next_value::<Positive>()?.0)?,
+                "block_hash" => once(&mut block_hash, "block_hash", map.next_value::<String>()?)?,
+                "block_height" => once(
+                    &mut block_height,
+                    "block_height",
+                    map.next_value::<Option<i64>>()?,
+                )?,
+                "public_key" => once(&mut public_key, "public_key", map.next_value::<String>()?)?,
+                "node_id" => once(&mut node_id, "node_id", map.next_value::<Option<i64>>()?)?,
+                "node_count" => {
+                    once(&mut node_count, "node_count", map.next_value::<Option<i64>>()?)?
+                }
+                "dist_threshold" => once(
+                    &mut dist_threshold,
+                    "dist_threshold",
+                    map.next_value::<Option<f64>>()?,
+                )?,
+                "collection_batch_size" => once(
+                    &mut collection_batch_size,
+                    "collection_batch_size",
+                    map.next_value::<BatchSize>()?.0,
+                )?,
+                "additional_args" => once(
+                    &mut additional_args,
+                    "additional_args",
+                    map.next_value::<Option<Vec<String>>>()?,
+                )?,
+                "source" => once(&mut source, "source", map.next_value::<Option<String>>()?)?,
+                "generated_at" => once(
+                    &mut generated_at,
+                    "generated_at",
+                    map.next_value::<Option<String>>()?,
+                )?,
+                "encoding" => once(
+                    &mut encoding,
+                    "encoding",
+                    map.next_value::<Option<Encoding>>()?,
+                )?,
+                "stat_test" => once(
+                    &mut stat_test,
+                    "stat_test",
+                    map.next_value::<StatTestBlock>()?.0,
+                )?,
+                "notes" => once(&mut notes, "notes", map.next_value::<Option<Value>>()?)?,
+                "artifacts" => once(
+                    &mut artifacts,
+                    "artifacts",
+                    map.next_value::<Vec<Artifact>>()?,
+                )?,
+                _ => {
+                    let v = map.next_value::<Value>()?;
+                    if extra.insert(key.clone(), v).is_some() {
+                        return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                }
+            }
+        }
+        Ok(Reference {
+            model: model.ok_or_else(|| A::Error::missing_field("model"))?,
+            seq_len: seq_len.ok_or_else(|| A::Error::missing_field("seq_len"))?,
+            k_dim: k_dim.ok_or_else(|| A::Error::missing_field("k_dim"))?,
+            block_hash: block_hash.ok_or_else(|| A::Error::missing_field("block_hash"))?,
+            block_height: block_height.flatten(),
+            public_key: public_key.ok_or_else(|| A::Error::missing_field("public_key"))?,
+            node_id: node_id.flatten(),
+            node_count: node_count.flatten(),
+            dist_threshold: dist_threshold.flatten(),
+            collection_batch_size,
+            additional_args: additional_args.flatten(),
+            source: source.flatten(),
+            generated_at: generated_at.flatten(),
+            encoding: encoding.flatten(),
+            stat_test,
+            notes: notes.flatten(),
+            extra,
+            artifacts: artifacts.ok_or_else(|| A::Error::missing_field("artifacts"))?,
+        })
+    }
 }
 
 /// What each key must be, for errors that name it.
@@ -205,17 +344,26 @@ fn named(e: serde_path_to_error::Error<serde_json::Error>) -> ReferenceError {
 
 impl Reference {
     /// Read and check a reference file.
+    ///
+    /// Streamed from the file (buffered), never held as one string: at 20,000 vectors the
+    /// text would be a third of the validator's peak memory.
     pub fn load(path: &Path) -> Result<Self, ReferenceError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReferenceError::Io {
+        let file = std::fs::File::open(path).map_err(|source| ReferenceError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        let reader = std::io::BufReader::with_capacity(64 * 1024, file);
+        Self::from_deserializer(serde_json::Deserializer::from_reader(reader))
     }
 
     /// Parse and check a reference from JSON text.
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
-        let mut de = serde_json::Deserializer::from_str(text);
+        Self::from_deserializer(serde_json::Deserializer::from_str(text))
+    }
+
+    fn from_deserializer<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Self, ReferenceError> {
         let reference: Reference = serde_path_to_error::deserialize(&mut de).map_err(named)?;
         de.end().map_err(|e| ReferenceError::Json(e.to_string()))?;
         if reference.artifacts.is_empty() {
