@@ -12,9 +12,11 @@
 //! |---|---|
 //! | [`target`] | which node, which model, which PoC round the checks use |
 //! | [`checks`] | the checks, one module per group |
+//! | [`contract_doc`] | answers against the simulator's OpenAPI document, field by field |
 //! | [`outcome`] | check results, the table, `--json`, `--junit`, the exit code |
 
 pub mod checks;
+pub mod contract_doc;
 pub mod outcome;
 pub mod target;
 

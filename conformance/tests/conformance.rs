@@ -360,7 +360,7 @@ fn contract_checker_on_good_and_bad_nodes() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("SKIP  partition"), "{table}");
     assert!(
-        table.contains("checks: 15 pass / 0 fail / 1 skip"),
+        table.contains("checks: 25 pass / 0 fail / 1 skip"),
         "{table}"
     );
 }

@@ -196,9 +196,11 @@ impl<'de> serde::de::Visitor<'de> for ReferenceVisitor {
                 )?,
                 "public_key" => once(&mut public_key, "public_key", map.next_value::<String>()?)?,
                 "node_id" => once(&mut node_id, "node_id", map.next_value::<Option<i64>>()?)?,
-                "node_count" => {
-                    once(&mut node_count, "node_count", map.next_value::<Option<i64>>()?)?
-                }
+                "node_count" => once(
+                    &mut node_count,
+                    "node_count",
+                    map.next_value::<Option<i64>>()?,
+                )?,
                 "dist_threshold" => once(
                     &mut dist_threshold,
                     "dist_threshold",

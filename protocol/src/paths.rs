@@ -32,6 +32,8 @@ pub const STATE: &str = "/api/v1/state";
 pub const VERSIONS: &str = "/api/v1/versions";
 pub const STOP: &str = "/api/v1/stop";
 pub const CLOCK: &str = "/api/v1/clock";
+/// The OpenAPI document of the port (the simulator's own).
+pub const OPENAPI: &str = "/openapi.json";
 /// Prometheus exposition (text format 0.0.4).
 pub const METRICS: &str = "/api/v1/metrics";
 pub const GPU_DEVICES: &str = "/api/v1/gpu/devices";

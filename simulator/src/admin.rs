@@ -31,6 +31,7 @@ use crate::error::ApiError;
 use crate::fixtures;
 use crate::sim::Sim;
 use crate::transport::TransportFault;
+use mlnode_protocol::wire::ErrorBody;
 
 pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
     Router::new()
@@ -53,7 +54,9 @@ pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
 /// This node now: its deploy and replicas (with their `/pow/versions`), the reference
 /// recording it serves for each round of the deployed model, its local sink and its
 /// faults with their sequence counters.
-async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/sim/v1/node", tag = "admin",
+    responses((status = 200, description = "This node: deploy, replicas, references served, local sink, faults", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
     let node = sim.node();
     let deploy = node.deploy_view();
     let references = deploy
@@ -74,7 +77,9 @@ async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
 }
 
 /// The fleet this node belongs to (just itself when it serves alone).
-async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/sim/v1/nodes", tag = "admin",
+    responses((status = 200, description = "The nodes of this process's fleet", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
     match &sim.options.peers {
         Some(p) => axum::Json(json!({"nodes": p.list()})),
         None => axum::Json(json!({"nodes": []})),
@@ -82,7 +87,10 @@ async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
 }
 
 /// `/sim/v1/nodes/{id}/<rest>` is node `id`'s `/sim/v1/<rest>`.
-async fn to_node(
+#[utoipa::path(get, path = "/sim/v1/nodes/{id}/{rest}", tag = "admin",
+    params(("id" = String, Path, description = "Node id"), ("rest" = String, Path, description = "The node's own /sim/v1/<rest>")),
+    responses((status = 200, description = "That node's answer", body = Object), (status = 404, description = "No such node", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn to_node(
     State(sim): State<Arc<Sim>>,
     PathParam((id, rest)): PathParam<(String, String)>,
     req: Request,
@@ -121,7 +129,11 @@ async fn to_node(
     Ok(resp)
 }
 
-async fn auth(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub(crate) async fn auth(
+    State(sim): State<Arc<Sim>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(token) = &sim.options.admin_token {
         let h = req.headers();
         let given = h
@@ -148,21 +160,25 @@ async fn auth(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Result<R
     Ok(next.run(req).await)
 }
 
-async fn scenarios() -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/sim/v1/scenarios", tag = "admin",
+    responses((status = 200, description = "Shipped scenarios with their expected verdicts", body = [Object]), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn scenarios() -> Result<axum::Json<Value>, ApiError> {
     let all = fixtures::all_scenarios()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(axum::Json(json!(all.iter().map(|s| json!({"name": s.name, "description": s.description, "expect": s.expect.as_ref().map(|e| json!({"verdict": e.verdict, "exit_code": e.exit_code, "model": e.model}))})).collect::<Vec<_>>())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoadBody {
+pub(crate) struct LoadBody {
     name: String,
     #[serde(default)]
     time_scale: Option<f64>,
 }
 
-async fn load(
+#[utoipa::path(post, path = "/sim/v1/scenario", tag = "admin", request_body = LoadBody,
+    responses((status = 200, description = "Loaded (a fresh node)", body = Object), (status = 400, description = "Unknown scenario or bad time scale", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
+pub(crate) async fn load(
     State(sim): State<Arc<Sim>>,
     Json(b): Json<LoadBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -175,17 +191,26 @@ async fn load(
     Ok(axum::Json(json!({"status": "OK", "scenario": s.name})))
 }
 
-async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/sim/v1/reset", tag = "admin",
+    responses((status = 200, description = "Back to the scenario's start", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Value>, ApiError> {
     sim.reset()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(axum::Json(json!({"status": "OK"})))
 }
 
-async fn faults(State(sim): State<Arc<Sim>>) -> axum::Json<Vec<crate::transport::FaultState>> {
+#[utoipa::path(get, path = "/sim/v1/faults", tag = "admin",
+    responses((status = 200, description = "Transport faults with their seen/fired counters", body = [Object]), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn faults(
+    State(sim): State<Arc<Sim>>,
+) -> axum::Json<Vec<crate::transport::FaultState>> {
     axum::Json(sim.transport.states())
 }
 
-async fn add_fault(
+#[utoipa::path(post, path = "/sim/v1/faults", tag = "admin",
+    request_body(content = Object, description = "`{path, probability?, skip?, times?, kind, ...}`: kind latency (latency {dist, ...}), reset, empty, truncate, garbage, dribble (chunk_bytes, interval_ms), hang, status (status, detail?)"),
+    responses((status = 200, description = "The faults now set", body = [Object]), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
+pub(crate) async fn add_fault(
     State(sim): State<Arc<Sim>>,
     Json(f): Json<TransportFault>,
 ) -> Result<axum::Json<Vec<TransportFault>>, ApiError> {
@@ -194,18 +219,23 @@ async fn add_fault(
     Ok(axum::Json(sim.transport.list()))
 }
 
-async fn clear_faults(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+#[utoipa::path(delete, path = "/sim/v1/faults", tag = "admin",
+    responses((status = 200, description = "Cleared", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
+pub(crate) async fn clear_faults(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
     sim.transport.set(Vec::new());
     axum::Json(json!({"status": "OK"}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HealthBody {
+pub(crate) struct HealthBody {
     healthy: bool,
 }
 
-async fn replica_health(
+#[utoipa::path(post, path = "/sim/v1/replicas/{index}/health", tag = "admin",
+    params(("index" = u32, Path, description = "Replica index")), request_body = HealthBody,
+    responses((status = 200, description = "Set", body = Object), (status = 404, description = "No such replica", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
+pub(crate) async fn replica_health(
     State(sim): State<Arc<Sim>>,
     PathParam(index): PathParam<u32>,
     Json(b): Json<HealthBody>,
@@ -216,9 +246,9 @@ async fn replica_health(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplicaFaultBody {
+pub(crate) struct ReplicaFaultBody {
     #[serde(default)]
     rate: Option<f64>,
     #[serde(default)]
@@ -227,7 +257,10 @@ struct ReplicaFaultBody {
     init_error: Option<String>,
 }
 
-async fn replica_fault(
+#[utoipa::path(post, path = "/sim/v1/replicas/{index}/fault", tag = "admin",
+    params(("index" = u32, Path, description = "Replica index")), request_body = ReplicaFaultBody,
+    responses((status = 200, description = "Set", body = Object), (status = 404, description = "No such replica", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
+pub(crate) async fn replica_fault(
     State(sim): State<Arc<Sim>>,
     PathParam(index): PathParam<u32>,
     Json(b): Json<ReplicaFaultBody>,
@@ -247,11 +280,14 @@ async fn replica_fault(
 }
 
 #[derive(Deserialize)]
-struct JournalQuery {
+pub(crate) struct JournalQuery {
     limit: Option<usize>,
 }
 
-async fn journal(
+#[utoipa::path(get, path = "/sim/v1/journal", tag = "admin",
+    params(("limit" = Option<usize>, Query, description = "Newest entries to return (default 100)")),
+    responses((status = 200, description = "The request journal", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
+pub(crate) async fn journal(
     State(sim): State<Arc<Sim>>,
     QueryParam(q): QueryParam<JournalQuery>,
 ) -> axum::Json<Value> {

@@ -13,6 +13,7 @@
 //! | [`admin`] | `/sim/v1/*`: scenarios, faults, replica health, reset, journal |
 //! | [`transport`] | transport faults: latency, reset, empty reply, truncate, garbage, dribble, hang |
 //! | [`journal`] | the bounded request journal |
+//! | [`openapi`] | the OpenAPI 3.1 documents of both ports (utoipa, from the handlers and wire types) |
 //! | [`metrics`] | `GET /api/v1/metrics`: Prometheus text, the node's families and the simulator's own |
 //! | [`node`] | the node's state machines, one submodule per endpoint group (models, inference, pow, state) + vector sources |
 //! | [`replica`] | one vLLM replica: health damping, virtual mining, job queue |
@@ -23,6 +24,7 @@
 //! | [`fleet`] | many nodes in one process: fleet files, `--nodes N`, per-node seeds, the inventory  |
 //! | [`inventory`] | the served nodes in the operators' node-config format (`--inventory-out`) |
 //! | [`fixtures`] | shipped profiles, catalogue, scenarios and references (compiled in) |
+//! | [`session`] | record a node through a proxy (`mlnode-sim record`), replay the session (`--replay DIR`) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
 //! | [`clock`] | (re-export of `mlnode-support`) the scaled clock shared with the validator |
 //! | [`error`] | the FastAPI `{"detail": ...}` error response |
@@ -41,9 +43,11 @@ pub mod inventory;
 pub mod journal;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod refs;
 pub mod replica;
 pub mod serve;
+pub mod session;
 pub mod sim;
 pub mod transport;
 
@@ -60,7 +64,7 @@ pub use config::NodeConfig;
 pub use mlnode_support::clock::{self, SimClock};
 pub use mlnode_support::{init_logging, ColorChoice};
 pub use node::Node;
-pub use serve::{serve, serve_sim, serve_sim_ports};
+pub use serve::{serve, serve_router, serve_sim, serve_sim_ports};
 pub use sim::ServeLimits;
 pub use sim::{Sim, SimOptions};
 

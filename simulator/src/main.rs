@@ -9,8 +9,10 @@ use mlnode_sim::fixtures;
 
 /// A simulated Gonka MLNode (PoC v2): the node's HTTP API without a GPU.
 #[derive(Debug, Parser)]
-#[command(name = "mlnode-sim", version)]
+#[command(name = "mlnode-sim", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -106,12 +108,48 @@ struct Cli {
     /// Request journal capacity (0 = off).
     #[arg(long, default_value_t = mlnode_sim::journal::DEFAULT_CAPACITY)]
     journal_size: usize,
+    /// Replay a recording (`mlnode-sim record --out DIR`): the same answers in the same
+    /// order per method and path, 501 for what was never recorded, waits scaled by
+    /// --time-scale.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "config", "fleet", "nodes"])]
+    replay: Option<PathBuf>,
+    /// Print the OpenAPI 3.1 document of the PoC port (or, with `inference`, of the
+    /// inference port) and exit.
+    #[arg(long, value_enum, value_name = "PORT", num_args = 0..=1, default_missing_value = "poc")]
+    openapi: Option<DocPort>,
     /// List the shipped scenarios and exit.
     #[arg(long)]
     list_scenarios: bool,
     /// List the hardware profiles and exit.
     #[arg(long)]
     list_profiles: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// A recording proxy in front of a real node: every exchange (method, path, body,
+    /// status, answer, timing) goes to DIR/session.jsonl in order, secrets (auth headers)
+    /// left out. Prints its URL first on stdout.
+    Record {
+        /// The node to record, e.g. http://10.0.0.5:8080.
+        #[arg(long)]
+        upstream: String,
+        /// Directory for session.jsonl (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to bind; 0 picks one.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DocPort {
+    Poc,
+    Inference,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -173,6 +211,60 @@ async fn run() -> anyhow::Result<()> {
             "--header-read-timeout must be in (0, 3600] seconds, got {}",
             cli.header_read_timeout
         );
+    }
+    if let Some(Command::Record {
+        upstream,
+        out,
+        host,
+        port,
+    }) = &cli.command
+    {
+        if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+            anyhow::bail!("--upstream must be an http(s) URL, got '{upstream}'");
+        }
+        let rec = mlnode_sim::session::Recorder::new(upstream, out)?;
+        let listener = tokio::net::TcpListener::bind((host.as_str(), *port))
+            .await
+            .with_context(|| format!("cannot bind {host}:{port}"))?;
+        println!("http://{}", listener.local_addr()?);
+        tracing::info!(upstream, out = %out.display(), "recording");
+        mlnode_sim::serve_router(
+            listener,
+            mlnode_sim::session::record_app(rec),
+            mlnode_sim::ServeLimits::default(),
+            shutdown_signal(),
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(dir) = &cli.replay {
+        let session = mlnode_sim::session::load(dir)?;
+        let scale = cli.time_scale.unwrap_or(1.0);
+        if !(scale.is_finite() && scale > 0.0) {
+            anyhow::bail!("--time-scale must be > 0, got {scale}");
+        }
+        let n = session.len();
+        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
+            .await
+            .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
+        println!("http://{}", listener.local_addr()?);
+        tracing::info!(dir = %dir.display(), exchanges = n, time_scale = scale, "replaying");
+        mlnode_sim::serve_router(
+            listener,
+            mlnode_sim::session::replay_app(mlnode_sim::session::Replayer::new(session, scale)),
+            mlnode_sim::ServeLimits::default(),
+            shutdown_signal(),
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(port) = cli.openapi {
+        let doc = match port {
+            DocPort::Poc => mlnode_sim::openapi::poc_port(),
+            DocPort::Inference => mlnode_sim::openapi::inference_port(),
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
     }
     if cli.list_scenarios {
         for s in fixtures::all_scenarios()? {

@@ -183,6 +183,49 @@ async fn accept_loop(
     }
 }
 
+/// Serve any `router` on `listener` with the same limits (connection cap, header timeout,
+/// header buffer, accept back-off) until `shutdown`: the record proxy and the replaying
+/// node, which have no simulated node behind them.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = Backoff::new(limits.accept_backoff);
+    let (close_tx, close_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accept = async {
+            let permit = permits.clone().acquire_owned().await;
+            (permit, listener.accept().await)
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            (permit, accepted) = accept => match (permit, accepted) {
+                (Ok(permit), Ok((stream, _))) => {
+                    backoff.reset();
+                    conns.spawn(connection(stream, router.clone(), close_rx.clone(), limits, permit));
+                }
+                (_, Err(e)) => backoff.failed(&e).await,
+                (Err(_), _) => unreachable_closed(),
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let _ = close_tx.send(true);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
+        conns.abort_all();
+    }
+    Ok(())
+}
+
 /// The semaphore is never closed; say so instead of panicking if that ever changes.
 fn unreachable_closed() {
     tracing::error!("connection semaphore closed; no new connections are accepted");

@@ -28,7 +28,47 @@ async fn get_as<T: DeserializeOwned>(
     }
 }
 
-/// Every read-only endpoint answers with its documented status and body shape.
+/// A read-only endpoint's answer against the OpenAPI document, field by field.
+async fn against_doc(t: &Target, doc: &Value, name: &str, path: &str) -> CheckResult {
+    let name = format!("openapi/{name}");
+    let a = match t.client.get_raw(path, 30.0).await {
+        Err(e) => return CheckResult::fail(&name, e.to_string()),
+        Ok(a) => a,
+    };
+    let Some(schema) = crate::contract_doc::response_schema(doc, "GET", path, a.status) else {
+        return CheckResult::fail(
+            &name,
+            format!(
+                "GET {path} → {}: a status the document does not list",
+                a.status
+            ),
+        );
+    };
+    let d = crate::contract_doc::check(doc, schema, &a.body);
+    let extra = if d.unknown.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; fields not in the document (tolerated): {}",
+            d.unknown.join(", ")
+        )
+    };
+    if d.errors.is_empty() {
+        CheckResult::pass(
+            &name,
+            format!("GET {path} → {} matches the document{extra}", a.status),
+        )
+    } else {
+        CheckResult::fail(
+            &name,
+            format!("GET {path} → {}: {}{extra}", a.status, d.errors.join("; ")),
+        )
+    }
+}
+
+/// Every read-only endpoint answers with its documented status and body shape: as the
+/// protocol types parse it (`schema/*`) and against the OpenAPI document the simulator
+/// serves (`openapi/*`).
 pub async fn schema(t: &Target) -> Vec<CheckResult> {
     let mut out = vec![
         get_as::<StateResponse>(t, "schema/state", paths::STATE, &[200]).await,
@@ -54,6 +94,21 @@ pub async fn schema(t: &Target) -> Vec<CheckResult> {
             },
         },
     );
+    let doc = crate::contract_doc::document();
+    for (name, path) in [
+        ("state", paths::STATE),
+        ("versions", paths::VERSIONS),
+        ("health", paths::HEALTH),
+        ("readyz", paths::READYZ),
+        ("up-status", paths::UP_STATUS),
+        ("pow-status", paths::POW_STATUS),
+        ("models-list", paths::MODELS_LIST),
+        ("models-space", paths::MODELS_SPACE),
+        ("gpu-devices", paths::GPU_DEVICES),
+        ("gpu-driver", paths::GPU_DRIVER),
+    ] {
+        out.push(against_doc(t, &doc, name, path).await);
+    }
     out
 }
 

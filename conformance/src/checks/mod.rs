@@ -2,7 +2,7 @@
 //!
 //! | module | checks |
 //! |---|---|
-//! | [`contract`] | `schema/*` (read-only endpoints parse as `protocol` types), `errors/*` (422, 400, 409) |
+//! | [`contract`] | `schema/*` (read-only endpoints parse as `protocol` types), `openapi/*` (the same answers against the simulator's OpenAPI document, field by field), `errors/*` (422, 400, 409) |
 //! | [`vectors`] | `determinism`, `independence`, `self-consistency`, `reference` |
 //! | [`honesty`] | `negative-control`, `stat-test` |
 //! | [`partition`] | `partition` (disruptive: init/generate + stop) |

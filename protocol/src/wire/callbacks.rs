@@ -6,6 +6,7 @@ use super::pow::{Artifact, Encoding, ValidationResult};
 
 /// `POST {url}/generated`: a mining batch (no `request_id`) or a queued job's artifacts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GeneratedCallback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -19,6 +20,7 @@ pub struct GeneratedCallback {
 
 /// `POST {url}/validated`: a queued validation's verdict (`request_id` = replica uuid).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidatedCallback {
     pub request_id: String,
     pub block_hash: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every non-2xx JSON body the node sends: `detail` is a string, an object or a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub detail: serde_json::Value,
 }
@@ -26,6 +27,7 @@ impl ErrorBody {
 
 /// One entry of a 422 `detail` list, as pydantic v2 writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidationErrorItem {
     #[serde(rename = "type")]
     pub kind: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Body of `/inference/up` and `/inference/up/async`. `dtype` is required (422 if missing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InferenceInitRequest {
     pub model: String,
     pub dtype: String,
@@ -12,6 +13,7 @@ pub struct InferenceInitRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StartupState {
     NotStarted,
@@ -23,6 +25,7 @@ pub enum StartupState {
 
 /// `GET /api/v1/inference/up/status` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartupStatus {
     pub status: StartupState,
     pub is_starting: bool,

@@ -20,6 +20,7 @@ pub use pow::*;
 
 /// `{"status": "OK"}` and friends: a status word with an optional message.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusMessage {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

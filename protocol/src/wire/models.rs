@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A HuggingFace repo at a revision (`null` = latest).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Model {
     pub hf_repo: String,
     #[serde(default)]
@@ -29,6 +30,7 @@ impl Model {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ModelStatus {
     Downloaded,
@@ -40,6 +42,7 @@ pub enum ModelStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DownloadProgress {
     pub start_time: f64,
     pub elapsed_seconds: f64,
@@ -47,6 +50,7 @@ pub struct DownloadProgress {
 
 /// `POST /api/v1/models/status` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelStatusResponse {
     pub model: Model,
     pub status: ModelStatus,
@@ -58,6 +62,7 @@ pub struct ModelStatusResponse {
 
 /// `POST /api/v1/models/download` response (202).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DownloadStartResponse {
     pub task_id: String,
     pub status: ModelStatus,
@@ -66,12 +71,14 @@ pub struct DownloadStartResponse {
 
 /// `DELETE /api/v1/models` response: `status` is `cancelled` or `deleted`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeleteModelResponse {
     pub status: String,
     pub model: Model,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelListEntry {
     pub model: Model,
     pub status: ModelStatus,
@@ -79,12 +86,14 @@ pub struct ModelListEntry {
 
 /// `GET /api/v1/models/list` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelListResponse {
     pub models: Vec<ModelListEntry>,
 }
 
 /// `GET /api/v1/models/space` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpaceResponse {
     pub cache_size_gb: f64,
     pub available_gb: f64,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServiceState {
     Pow,
@@ -13,6 +14,7 @@ pub enum ServiceState {
 
 /// `GET /api/v1/state` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateResponse {
     pub state: ServiceState,
     pub version: String,
@@ -25,6 +27,7 @@ pub struct StateResponse {
 /// A replica's `GET /api/v1/pow/versions` body (the gonka-poc plugin's feature
 /// handshake; the MLNode copies it from its first healthy replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaVersions {
     pub vllm_version: String,
     pub gonka_poc_version: String,
@@ -34,6 +37,7 @@ pub struct ReplicaVersions {
 
 /// `GET /api/v1/versions` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionsResponse {
     pub version: String,
     pub vllm_version: Option<String>,
@@ -41,6 +45,7 @@ pub struct VersionsResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuDevice {
     pub index: u32,
     pub name: String,
@@ -54,6 +59,7 @@ pub struct GpuDevice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuInfo {
     pub available: bool,
     pub count: u32,
@@ -61,12 +67,14 @@ pub struct GpuInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ManagerHealth {
     pub running: bool,
     pub healthy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Managers {
     pub inference: ManagerHealth,
     pub train: ManagerHealth,
@@ -74,6 +82,7 @@ pub struct Managers {
 
 /// `GET /health` and `/livez` body (200 healthy, 503 unhealthy with the same body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthResponse {
     pub status: String,
     pub service_state: ServiceState,
@@ -83,6 +92,24 @@ pub struct HealthResponse {
 
 /// `GET /readyz` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadyResponse {
     pub ready: bool,
+}
+
+/// `GET /api/v1/gpu/devices` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GpuDevicesResponse {
+    pub devices: Vec<GpuDevice>,
+    pub count: usize,
+}
+
+/// `GET /api/v1/gpu/driver` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GpuDriverResponse {
+    pub driver_version: String,
+    pub cuda_driver_version: String,
+    pub nvml_version: String,
 }

@@ -11,6 +11,7 @@ pub const DEFAULT_BATCH_SIZE: u32 = 32;
 
 /// `params` (`PoCParamsModel`, `extra="forbid"`): an unknown key is a 422.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PoCParams {
     pub model: String,
@@ -53,6 +54,7 @@ impl PoCParams {
 
 /// `{"dtype":"f16","k_dim":12,"endian":"le"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Encoding {
     pub dtype: String,
     pub k_dim: u32,
@@ -72,6 +74,7 @@ impl Encoding {
 /// `POST /api/v1/inference/pow/init/generate` body. `group_id`/`n_groups` from the client
 /// are ignored (the MLNode injects them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitGenerateRequest {
     pub block_hash: String,
     pub block_height: i64,
@@ -98,6 +101,7 @@ impl InitGenerateRequest {
 
 /// What a replica receives: the MLNode body plus its group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaInitGenerateRequest {
     #[serde(flatten)]
     pub base: InitGenerateRequest,
@@ -106,12 +110,14 @@ pub struct ReplicaInitGenerateRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortResult {
     pub port: u16,
     pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortError {
     pub port: u16,
     pub error: String,
@@ -119,6 +125,7 @@ pub struct PortError {
 
 /// `init/generate` 200 body (also returned on partial failure).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitGenerateResponse {
     pub status: String,
     pub backends: u32,
@@ -129,6 +136,7 @@ pub struct InitGenerateResponse {
 
 /// A replica's mining configuration as `/pow/status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MiningConfig {
     pub block_hash: String,
     pub block_height: i64,
@@ -142,6 +150,7 @@ pub struct MiningConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MiningStats {
     pub total_processed: u64,
     pub nonces_per_second: f64,
@@ -149,6 +158,7 @@ pub struct MiningStats {
 
 /// One entry of `backends` in `/pow/status`: `GENERATING`, `IDLE` or `ERROR` (+ `detail`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackendStatus {
     pub port: u16,
     pub status: String,
@@ -161,6 +171,7 @@ pub struct BackendStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AggregateStatus {
     NoBackends,
@@ -197,6 +208,7 @@ impl AggregateStatus {
 
 /// `GET /api/v1/inference/pow/status` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PowStatusResponse {
     pub status: AggregateStatus,
     pub backends: Vec<BackendStatus>,
@@ -204,6 +216,7 @@ pub struct PowStatusResponse {
 
 /// `POST /api/v1/inference/pow/stop` body: either no backends, or the fan-out result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum StopResponse {
     Fanout {
@@ -219,13 +232,16 @@ pub enum StopResponse {
 
 /// One artifact: a nonce and its base64 vector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Artifact {
     pub nonce: i64,
     pub vector_b64: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidationPayload {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Artifact>))]
     pub artifacts: ArtifactList,
 }
 
@@ -342,6 +358,7 @@ impl<'de> Deserialize<'de> for ArtifactList {
 
 /// `stat_test` as sent: every key optional, unknown keys (e.g. `p_value_threshold`) ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatTestOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dist_threshold: Option<f64>,
@@ -353,6 +370,7 @@ pub struct StatTestOverrides {
 
 /// `POST /api/v1/inference/pow/generate` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateRequest {
     pub block_hash: String,
     pub block_height: i64,
@@ -386,6 +404,7 @@ impl GenerateRequest {
 
 /// The five verdict fields of a validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidationResult {
     pub n_total: u64,
     pub n_mismatch: u64,
@@ -396,6 +415,7 @@ pub struct ValidationResult {
 
 /// Artifacts computed for explicit nonces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArtifactsResult {
     pub artifacts: Vec<Artifact>,
     pub encoding: Encoding,
@@ -403,6 +423,7 @@ pub struct ArtifactsResult {
 
 /// The result part of a completed job: a validation verdict or artifacts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum JobResult {
     Validation(ValidationResult),
@@ -411,6 +432,7 @@ pub enum JobResult {
 
 /// `POST /api/v1/inference/pow/generate` 200 body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum GenerateResponse {
     Completed {
@@ -427,6 +449,7 @@ pub enum GenerateResponse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -438,6 +461,7 @@ pub enum JobStatus {
 
 /// `GET /api/v1/inference/pow/generate/{request_id}` 200 body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobPollResponse {
     pub status: JobStatus,
     pub request_id: String,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use mlnode_protocol::wire::{InferenceInitRequest, StartupStatus, StatusMessage};
+use mlnode_protocol::wire::{ErrorBody, InferenceInitRequest, StartupStatus, StatusMessage};
 
 use super::extract::Json;
 use crate::error::ApiError;
@@ -20,7 +20,10 @@ pub fn routes() -> Router<Arc<Sim>> {
 }
 
 /// Synchronous: blocks until the startup ends (what DAPI uses).
-async fn up(
+#[utoipa::path(post, path = "/api/v1/inference/up", tag = "inference", request_body = InferenceInitRequest,
+    responses((status = 200, description = "vLLM started", body = StatusMessage),
+        (status = 400, description = "Model not in the cache", body = ErrorBody), (status = 409, description = "Already running or starting", body = ErrorBody), (status = 500, description = "Startup failed", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn up(
     Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
 ) -> Result<Json<StatusMessage>, ApiError> {
@@ -28,17 +31,24 @@ async fn up(
 }
 
 /// 200 (not 202) with `{"status":"starting",...}`.
-async fn up_async(
+#[utoipa::path(post, path = "/api/v1/inference/up/async", tag = "inference", request_body = InferenceInitRequest,
+    responses((status = 200, description = "Startup initiated in the background", body = StatusMessage),
+        (status = 400, description = "Model not in the cache", body = ErrorBody), (status = 409, description = "Already running or starting", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn up_async(
     Current(node): Current,
     Json(req): Json<InferenceInitRequest>,
 ) -> Result<Json<StatusMessage>, ApiError> {
     Ok(Json(node.inference_up(&req)?))
 }
 
-async fn status(Current(node): Current) -> Json<StartupStatus> {
+#[utoipa::path(get, path = "/api/v1/inference/up/status", tag = "inference",
+    responses((status = 200, description = "Startup progress", body = StartupStatus)))]
+pub(crate) async fn status(Current(node): Current) -> Json<StartupStatus> {
     Json(node.up_status())
 }
 
-async fn down(Current(node): Current) -> Json<StatusMessage> {
+#[utoipa::path(post, path = "/api/v1/inference/down", tag = "inference",
+    responses((status = 200, description = "Stopped (asynchronously)", body = StatusMessage)))]
+pub(crate) async fn down(Current(node): Current) -> Json<StatusMessage> {
     Json(node.inference_down())
 }

@@ -66,10 +66,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
 pub fn inference_port_router(sim: Arc<Sim>) -> Router {
     let limit = sim.node().cfg.body_limit_bytes;
     Router::new()
-        .route("/health", axum::routing::get(|| async { StatusCode::OK }))
+        .route("/health", axum::routing::get(inference_port_health))
         .route(
             mlnode_protocol::paths::REPLICA_POW_VERSIONS,
             axum::routing::get(replica_versions),
+        )
+        .route(
+            mlnode_protocol::paths::OPENAPI,
+            axum::routing::get(|| async { axum::Json(crate::openapi::inference_port()) }),
         )
         .merge(openai::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
@@ -79,9 +83,19 @@ pub fn inference_port_router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
+/// vLLM's own `/health`: an empty 200.
+#[utoipa::path(get, path = "/health", tag = "inference-port",
+    responses((status = 200, description = "Empty body: the replica is up")))]
+pub(crate) async fn inference_port_health() -> StatusCode {
+    StatusCode::OK
+}
+
 /// A replica's `/api/v1/pow/versions` (the first healthy one; 503 as the plugin answers
 /// without an engine).
-async fn replica_versions(crate::sim::Current(node): crate::sim::Current) -> Response {
+#[utoipa::path(get, path = "/api/v1/pow/versions", tag = "inference-port",
+    responses((status = 200, description = "The replica's feature handshake", body = mlnode_protocol::wire::ReplicaVersions),
+        (status = 503, description = "Engine not available", body = mlnode_protocol::wire::ErrorBody)))]
+pub(crate) async fn replica_versions(crate::sim::Current(node): crate::sim::Current) -> Response {
     match node.pow_versions() {
         Some(v) => axum::Json(v).into_response(),
         None => {

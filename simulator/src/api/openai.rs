@@ -16,14 +16,17 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(completion))
-        .route("/v1/completions", post(completion))
+        .route("/v1/completions", post(text_completion))
 }
 
 fn no_backend() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "No vLLM backend available").into_response()
 }
 
-async fn models(Current(node): Current) -> Response {
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    responses((status = 200, description = "The served model (OpenAI list)", body = Object),
+        (status = 503, description = "No vLLM backend available (plain text)", body = String, content_type = "text/plain")))]
+pub(crate) async fn models(Current(node): Current) -> Response {
     match node.inference_target() {
         None => no_backend(),
         Some((model, _)) => Json(json!({
@@ -35,7 +38,11 @@ async fn models(Current(node): Current) -> Response {
 }
 
 /// 503 with the plugin's gating body while mining; a canned completion otherwise.
-async fn completion(Current(node): Current) -> Response {
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body(content = Object, description = "An OpenAI chat request"),
+    responses((status = 200, description = "A canned completion", body = Object),
+        (status = 422, description = "Not a JSON object (when not mining)", body = mlnode_protocol::wire::ErrorBody),
+        (status = 503, description = "Mining: `poc_generation_active` (Retry-After: 1); no backend: plain text", body = Object)))]
+pub(crate) async fn completion(Current(node): Current, body: axum::body::Bytes) -> Response {
     match node.inference_target() {
         None => no_backend(),
         Some((_, true)) => {
@@ -47,6 +54,16 @@ async fn completion(Current(node): Current) -> Response {
             r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
             r
         }
+        // Not mining: vLLM parses the request (the gate answers before it, above).
+        Some((_, false))
+            if super::extract::parse::<serde_json::Map<String, serde_json::Value>>(&body)
+                .is_err() =>
+        {
+            crate::error::ApiError::unprocessable(
+                "The request body must be a JSON object (an OpenAI request)",
+            )
+            .into_response()
+        }
         Some((model, false)) => Json(json!({
             "id": "cmpl-sim", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "(simulated completion)"}, "finish_reason": "stop"}],
@@ -54,4 +71,12 @@ async fn completion(Current(node): Current) -> Response {
         }))
         .into_response(),
     }
+}
+
+#[utoipa::path(post, path = "/v1/completions", tag = "openai", request_body(content = Object, description = "An OpenAI completion request"),
+    responses((status = 200, description = "A canned completion", body = Object),
+        (status = 422, description = "Not a JSON object (when not mining)", body = mlnode_protocol::wire::ErrorBody),
+        (status = 503, description = "Mining: `poc_generation_active` (Retry-After: 1); no backend: plain text", body = Object)))]
+pub(crate) async fn text_completion(node: Current, body: axum::body::Bytes) -> Response {
+    completion(node, body).await
 }

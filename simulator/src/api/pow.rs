@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use mlnode_protocol::wire::{
-    GenerateRequest, GenerateResponse, InitGenerateRequest, InitGenerateResponse, JobPollResponse,
-    StopResponse,
+    ErrorBody, GenerateRequest, GenerateResponse, InitGenerateRequest, InitGenerateResponse,
+    JobPollResponse, StopResponse,
 };
 
 use super::extract::Json;
@@ -31,7 +31,10 @@ pub fn routes() -> Router<Arc<Sim>> {
 }
 
 /// An empty `url` is rewritten to the node's local sink, as the MLNode does.
-async fn init_generate(
+#[utoipa::path(post, path = "/api/v1/inference/pow/init/generate", tag = "pow", request_body = InitGenerateRequest,
+    responses((status = 200, description = "Mining started on the healthy replicas (partial failures in `errors`)", body = InitGenerateResponse),
+        (status = 502, description = "Every replica failed (`detail.errors`)", body = ErrorBody), (status = 503, description = "No vLLM backends available", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn init_generate(
     Current(node): Current,
     Json(mut req): Json<InitGenerateRequest>,
 ) -> Result<Json<InitGenerateResponse>, ApiError> {
@@ -57,18 +60,26 @@ fn loopback_only(peer: Option<&ConnectInfo<SocketAddr>>) -> Result<(), ApiError>
     }
 }
 
-async fn sink_receive(
+#[utoipa::path(post, path = "/api/v1/inference/pow/local-sink/{path}", tag = "pow",
+    params(("path" = String, Path, description = "`generated` or `validated`")),
+    request_body(content = Object, description = "A callback body"),
+    responses((status = 200, description = "Recorded", body = Object),
+        (status = 403, description = "Not a loopback client", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn sink_receive(
     Current(node): Current,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     PathParam(path): PathParam<String>,
-    Json(body): Json<serde_json::Value>,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     loopback_only(peer.as_ref().map(|e| &e.0))?;
-    node.sink_receive(&path, &body);
+    node.sink_receive(&path, &serde_json::Value::Object(body));
     Ok(Json(serde_json::json!({"status": "OK"})))
 }
 
-async fn sink_summary(
+#[utoipa::path(get, path = "/api/v1/inference/pow/local-sink", tag = "pow",
+    responses((status = 200, description = "What the node's local callback sink received", body = crate::node::SinkSummary),
+        (status = 403, description = "Not a loopback client", body = ErrorBody)))]
+pub(crate) async fn sink_summary(
     Current(node): Current,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Json<crate::node::SinkSummary>, ApiError> {
@@ -77,7 +88,9 @@ async fn sink_summary(
 }
 
 /// Pre-rendered (see `Node::pow_status_json`): the endpoint every client polls.
-async fn status(Current(node): Current) -> axum::response::Response {
+#[utoipa::path(get, path = "/api/v1/inference/pow/status", tag = "pow",
+    responses((status = 200, description = "Aggregate and per-replica mining status", body = mlnode_protocol::wire::PowStatusResponse)))]
+pub(crate) async fn status(Current(node): Current) -> axum::response::Response {
     use axum::response::IntoResponse;
     (
         [(
@@ -90,12 +103,18 @@ async fn status(Current(node): Current) -> axum::response::Response {
 }
 
 /// The body is ignored (DAPI sends `{}`).
-async fn stop(Current(node): Current) -> Json<StopResponse> {
+#[utoipa::path(post, path = "/api/v1/inference/pow/stop", tag = "pow",
+    responses((status = 200, description = "Mining stopped on every replica", body = StopResponse)))]
+pub(crate) async fn stop(Current(node): Current) -> Json<StopResponse> {
     Json(node.pow_stop())
 }
 
 /// `wait=false` with no `url`: the results go to the local sink.
-async fn generate(
+#[utoipa::path(post, path = "/api/v1/inference/pow/generate", tag = "pow", request_body = GenerateRequest,
+    responses((status = 200, description = "A verdict or artifacts (`wait=true`), or a queued job", body = GenerateResponse),
+        (status = 400, description = "Nonce set and artifacts disagree", body = ErrorBody), (status = 409, description = "Params differ from the mining session", body = ErrorBody),
+        (status = 429, description = "Queue full", body = ErrorBody), (status = 502, description = "Replica failed or the 60 s proxy timeout", body = ErrorBody), (status = 503, description = "No vLLM backends available", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn generate(
     Current(node): Current,
     Json(mut req): Json<GenerateRequest>,
 ) -> Result<Json<GenerateResponse>, ApiError> {
@@ -105,7 +124,11 @@ async fn generate(
     Ok(Json(node.pow_generate(req).await?))
 }
 
-async fn poll(
+#[utoipa::path(get, path = "/api/v1/inference/pow/generate/{request_id}", tag = "pow",
+    params(("request_id" = String, Path, description = "Composite `port:uuid` id from a queued answer")),
+    responses((status = 200, description = "The job", body = JobPollResponse),
+        (status = 400, description = "Not a `port:uuid` id", body = ErrorBody), (status = 404, description = "Unknown or expired job", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
+pub(crate) async fn poll(
     Current(node): Current,
     PathParam(request_id): PathParam<String>,
 ) -> Result<Json<JobPollResponse>, ApiError> {

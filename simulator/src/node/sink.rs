@@ -21,7 +21,7 @@ use super::Node;
 pub const RECENT: usize = 32;
 
 /// One delivery, as `GET /api/v1/inference/pow/local-sink` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// `generated` or `validated` (the path after the sink's).
     pub path: String,
@@ -33,11 +33,12 @@ pub struct Delivery {
 }
 
 /// What the sink received.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SinkSummary {
     pub deliveries: u64,
     pub artifacts: u64,
     /// Newest last, at most [`RECENT`].
+    #[schema(value_type = Vec<Delivery>)]
     pub recent: VecDeque<Delivery>,
 }
 

@@ -9,5 +9,6 @@ mod fleet;
 mod hardening;
 mod malformed;
 mod newest;
+mod openapi;
 mod scenarios;
 mod util;

@@ -7,6 +7,7 @@ mod make_artifact;
 mod operator;
 mod output;
 mod phases;
+mod replay;
 mod reports;
 mod signals;
 mod util;

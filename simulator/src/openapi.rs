@@ -1,0 +1,104 @@
+//! The emulated API as OpenAPI 3.1 documents, generated with utoipa from the handlers'
+//! own `#[utoipa::path]` attributes and the wire types' `ToSchema` derives (the
+//! `openapi` feature of `mlnode-protocol`): the document and the code cannot drift
+//! apart silently — `tests/sim/openapi.rs` walks every `.route(...)` of the routers and
+//! fails when one has no operation here, or an operation is not routed.
+//!
+//! Two documents, one per listener: [`poc_port`] (management, PoC v2 proxy, state and
+//! health, the `/v1` proxy, and the admin API under its own tag) served at
+//! `GET /openapi.json` and printed by `mlnode-sim --openapi`; [`inference_port`] (the
+//! compat proxy) served at `GET /openapi.json` on the inference port and printed by
+//! `mlnode-sim --openapi inference`.
+
+use utoipa::OpenApi;
+
+use crate::{admin, api};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MLNode API (mlnode-sim)",
+        description = "The Gonka MLNode HTTP API as mlnode-sim serves it: models, inference, PoC v2, state and health, the OpenAI proxy, and the simulator's admin API. Errors are FastAPI's `{\"detail\": ...}`; 422 lists pydantic-style errors."
+    ),
+    paths(
+        api::models::status,
+        api::models::download,
+        api::models::delete,
+        api::models::list,
+        api::models::space,
+        api::inference::up,
+        api::inference::up_async,
+        api::inference::status,
+        api::inference::down,
+        api::pow::init_generate,
+        api::pow::status,
+        api::pow::stop,
+        api::pow::generate,
+        api::pow::poll,
+        api::pow::sink_summary,
+        api::pow::sink_receive,
+        api::node::health,
+        api::node::livez,
+        api::node::ready,
+        api::node::state,
+        api::node::versions,
+        api::node::metrics,
+        api::node::stop,
+        api::node::clock,
+        api::node::gpu_devices,
+        api::node::gpu_driver,
+        api::node::legacy_pow_status,
+        api::node::openapi_json,
+        api::openai::models,
+        api::openai::completion,
+        api::openai::text_completion,
+        admin::scenarios,
+        admin::load,
+        admin::reset,
+        admin::faults,
+        admin::add_fault,
+        admin::clear_faults,
+        admin::replica_health,
+        admin::replica_fault,
+        admin::journal,
+        admin::node_view,
+        admin::nodes,
+        admin::to_node,
+    ),
+    tags(
+        (name = "models", description = "The HF model cache (mlnode-api §4.1)"),
+        (name = "inference", description = "vLLM deploy (§4.2)"),
+        (name = "pow", description = "PoC v2 through the MLNode proxy (§4.3)"),
+        (name = "state", description = "State, versions, health, metrics, GPU (§4.4)"),
+        (name = "openai", description = "The OpenAI-compatible proxy, gated while mining (§4.5)"),
+        (name = "admin", description = "The simulator's admin API (only with --admin)"),
+    )
+)]
+struct PocPortDoc;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MLNode inference port (mlnode-sim)",
+        description = "The `inference_port` compat proxy: what it forwards to a vLLM replica. Up only while a replica is healthy."
+    ),
+    paths(
+        api::inference_port_health,
+        api::replica_versions,
+        api::openai::models,
+        api::openai::completion,
+        api::openai::text_completion,
+    ),
+    tags((name = "inference-port", description = "The compat proxy's own routes"))
+)]
+struct InferencePortDoc;
+
+/// The PoC/management port's document.
+pub fn poc_port() -> utoipa::openapi::OpenApi {
+    PocPortDoc::openapi()
+}
+
+/// The inference port's document.
+pub fn inference_port() -> utoipa::openapi::OpenApi {
+    InferencePortDoc::openapi()
+}
