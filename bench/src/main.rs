@@ -1120,14 +1120,23 @@ async fn bench_fleet_status(cli: &Cli, n: u32) -> anyhow::Result<Vec<Value>> {
     let conns = (n as usize).clamp(1, 256);
     let req = Arc::new(vec![get(paths::POW_STATUS)]);
     let dur = Duration::from_secs_f64(cli.seconds);
-    let (mut agg, mut one, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut agg, mut one, mut ratio, mut first) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..cli.runs {
         let o = load(single.addr, req.clone(), conns, dur).await? as f64 / cli.seconds;
         let a = load_many(&addrs, req.clone(), conns, dur).await? as f64 / cli.seconds;
+        // Diagnostic: the same process, every connection to its first node (is the gap
+        // the process or the spreading?).
+        let f = load(addrs[0], req.clone(), conns, dur).await? as f64 / cli.seconds;
         one.push(o);
         agg.push(a);
+        first.push(f);
         ratio.push(a / o * 100.0);
     }
+    show(
+        &format!("7. (diagnostic) fleet process, all {conns} conns to its first node"),
+        "req/s",
+        stats(first),
+    );
     Ok(vec![
         show(
             &format!("7. /pow/status, 1 node x 4 replicas mining, {conns} conns"),
