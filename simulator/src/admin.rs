@@ -15,9 +15,7 @@
 //! | `GET /sim/v1/nodes` | the nodes of this process's fleet (id, url, seed, model, profile) |
 //! | `ANY /sim/v1/nodes/{id}/...` | node `id`'s own `/sim/v1/...` (load, reset, faults, journal) |
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -29,11 +27,13 @@ use serde_json::{json, Value};
 use crate::api::extract::{Json, PathParam, QueryParam};
 use crate::error::ApiError;
 use crate::fixtures;
-use crate::sim::Sim;
+use crate::sim::SimState;
 use crate::transport::TransportFault;
 use mlnode_protocol::wire::ErrorBody;
 
-pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
+/// The admin routes (in every node's router; `auth` answers 404 on a node without
+/// `--admin`, as if they were not there).
+pub fn routes() -> Router {
     Router::new()
         .route("/sim/v1/scenarios", get(scenarios))
         .route("/sim/v1/scenario", post(load))
@@ -48,7 +48,7 @@ pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
         .route("/sim/v1/node", get(node_view))
         .route("/sim/v1/nodes", get(nodes))
         .route("/sim/v1/nodes/{id}/{*rest}", axum::routing::any(to_node))
-        .layer(axum::middleware::from_fn_with_state(sim, auth))
+        .layer(axum::middleware::from_fn(auth))
 }
 
 /// This node now: its deploy and replicas (with their `/pow/versions`), the reference
@@ -56,7 +56,7 @@ pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
 /// faults with their sequence counters.
 #[utoipa::path(get, path = "/sim/v1/node", tag = "admin",
     responses((status = 200, description = "This node: deploy, replicas, references served, local sink, faults", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
-pub(crate) async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+pub(crate) async fn node_view(SimState(sim): SimState) -> axum::Json<Value> {
     let node = sim.node();
     let deploy = node.deploy_view();
     let references = deploy
@@ -79,7 +79,7 @@ pub(crate) async fn node_view(State(sim): State<Arc<Sim>>) -> axum::Json<Value> 
 /// The fleet this node belongs to (just itself when it serves alone).
 #[utoipa::path(get, path = "/sim/v1/nodes", tag = "admin",
     responses((status = 200, description = "The nodes of this process's fleet", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
-pub(crate) async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+pub(crate) async fn nodes(SimState(sim): SimState) -> axum::Json<Value> {
     match &sim.options.peers {
         Some(p) => axum::Json(json!({"nodes": p.list()})),
         None => axum::Json(json!({"nodes": []})),
@@ -91,7 +91,7 @@ pub(crate) async fn nodes(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
     params(("id" = String, Path, description = "Node id"), ("rest" = String, Path, description = "The node's own /sim/v1/<rest>")),
     responses((status = 200, description = "That node's answer", body = Object), (status = 404, description = "No such node", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
 pub(crate) async fn to_node(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     PathParam((id, rest)): PathParam<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -122,7 +122,8 @@ pub(crate) async fn to_node(
     parts.uri = format!("/sim/v1/{rest}{query}")
         .parse()
         .map_err(|_| ApiError::unprocessable("invalid path"))?;
-    let resp = crate::api::router(peer.sim.clone())
+    parts.extensions.insert(peer.sim.clone());
+    let resp = crate::api::shared()
         .oneshot(Request::from_parts(parts, body))
         .await
         .unwrap_or_else(|e| match e {});
@@ -130,10 +131,13 @@ pub(crate) async fn to_node(
 }
 
 pub(crate) async fn auth(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if !sim.options.admin {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "Not Found"));
+    }
     if let Some(token) = &sim.options.admin_token {
         let h = req.headers();
         let given = h
@@ -179,7 +183,7 @@ pub(crate) struct LoadBody {
 #[utoipa::path(post, path = "/sim/v1/scenario", tag = "admin", request_body = LoadBody,
     responses((status = 200, description = "Loaded (a fresh node)", body = Object), (status = 400, description = "Unknown scenario or bad time scale", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
 pub(crate) async fn load(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     Json(b): Json<LoadBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
     // Shipped names only: the admin API never opens a file a caller names.
@@ -193,7 +197,7 @@ pub(crate) async fn load(
 
 #[utoipa::path(post, path = "/sim/v1/reset", tag = "admin",
     responses((status = 200, description = "Back to the scenario's start", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
-pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Value>, ApiError> {
+pub(crate) async fn reset(SimState(sim): SimState) -> Result<axum::Json<Value>, ApiError> {
     sim.reset()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(axum::Json(json!({"status": "OK"})))
@@ -202,7 +206,7 @@ pub(crate) async fn reset(State(sim): State<Arc<Sim>>) -> Result<axum::Json<Valu
 #[utoipa::path(get, path = "/sim/v1/faults", tag = "admin",
     responses((status = 200, description = "Transport faults with their seen/fired counters", body = [Object]), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
 pub(crate) async fn faults(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
 ) -> axum::Json<Vec<crate::transport::FaultState>> {
     axum::Json(sim.transport.states())
 }
@@ -211,7 +215,7 @@ pub(crate) async fn faults(
     request_body(content = Object, description = "`{path, probability?, skip?, times?, kind, ...}`: kind latency (latency {dist, ...}), reset, empty, truncate, garbage, dribble (chunk_bytes, interval_ms), hang, status (status, detail?)"),
     responses((status = 200, description = "The faults now set", body = [Object]), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
 pub(crate) async fn add_fault(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     Json(f): Json<TransportFault>,
 ) -> Result<axum::Json<Vec<TransportFault>>, ApiError> {
     // Already checked: `TransportFault` deserializes through `TryFrom<RawFault>`.
@@ -221,7 +225,7 @@ pub(crate) async fn add_fault(
 
 #[utoipa::path(delete, path = "/sim/v1/faults", tag = "admin",
     responses((status = 200, description = "Cleared", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody)))]
-pub(crate) async fn clear_faults(State(sim): State<Arc<Sim>>) -> axum::Json<Value> {
+pub(crate) async fn clear_faults(SimState(sim): SimState) -> axum::Json<Value> {
     sim.transport.set(Vec::new());
     axum::Json(json!({"status": "OK"}))
 }
@@ -236,7 +240,7 @@ pub(crate) struct HealthBody {
     params(("index" = u32, Path, description = "Replica index")), request_body = HealthBody,
     responses((status = 200, description = "Set", body = Object), (status = 404, description = "No such replica", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
 pub(crate) async fn replica_health(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     PathParam(index): PathParam<u32>,
     Json(b): Json<HealthBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -261,7 +265,7 @@ pub(crate) struct ReplicaFaultBody {
     params(("index" = u32, Path, description = "Replica index")), request_body = ReplicaFaultBody,
     responses((status = 200, description = "Set", body = Object), (status = 404, description = "No such replica", body = ErrorBody), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
 pub(crate) async fn replica_fault(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     PathParam(index): PathParam<u32>,
     Json(b): Json<ReplicaFaultBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -288,7 +292,7 @@ pub(crate) struct JournalQuery {
     params(("limit" = Option<usize>, Query, description = "Newest entries to return (default 100)")),
     responses((status = 200, description = "The request journal", body = Object), (status = 401, description = "Missing admin token (with --admin-token)", body = ErrorBody), (status = 403, description = "Wrong admin token", body = ErrorBody), (status = 422, description = "Request schema violation", body = ErrorBody)))]
 pub(crate) async fn journal(
-    State(sim): State<Arc<Sim>>,
+    SimState(sim): SimState,
     QueryParam(q): QueryParam<JournalQuery>,
 ) -> axum::Json<Value> {
     let entries = sim.journal.tail(q.limit.unwrap_or(100));

@@ -26,7 +26,6 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::api::router;
 use crate::node::Node;
 use crate::sim::{ServeLimits, Sim, SimOptions};
 use crate::transport::{ConnKill, Cut};
@@ -126,8 +125,8 @@ async fn accept_loop(
             None => TcpListener::bind(addr).await?,
         };
         let router = match port {
-            Port::Poc => router(sim.clone()),
-            Port::Inference => crate::api::inference_port_router(sim.clone()),
+            Port::Poc => crate::api::shared(),
+            Port::Inference => crate::api::shared_inference(),
         };
         let (close_tx, close_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
@@ -157,7 +156,7 @@ async fn accept_loop(
                             drop(stream);
                             continue;
                         }
-                        conns.spawn(connection(stream, router.clone(), close_rx.clone(), limits, permit));
+                        conns.spawn(connection(stream, router.clone(), Some(sim.clone()), close_rx.clone(), limits, permit));
                     }
                     (_, Err(e)) => backoff.failed(&e).await,
                     (Err(_), _) => unreachable_closed(),
@@ -207,7 +206,7 @@ pub async fn serve_router(
             (permit, accepted) = accept => match (permit, accepted) {
                 (Ok(permit), Ok((stream, _))) => {
                     backoff.reset();
-                    conns.spawn(connection(stream, router.clone(), close_rx.clone(), limits, permit));
+                    conns.spawn(connection(stream, router.clone(), None, close_rx.clone(), limits, permit));
                 }
                 (_, Err(e)) => backoff.failed(&e).await,
                 (Err(_), _) => unreachable_closed(),
@@ -277,6 +276,7 @@ impl Backoff {
 async fn connection(
     stream: tokio::net::TcpStream,
     router: axum::Router,
+    sim: Option<Arc<Sim>>,
     mut close: watch::Receiver<bool>,
     limits: ServeLimits,
     _permit: OwnedSemaphorePermit,
@@ -296,6 +296,9 @@ async fn connection(
     let (kill, kill_rx) = ConnKill::new();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(kill.clone());
+        if let Some(s) = &sim {
+            req.extensions_mut().insert(s.clone());
+        }
         if let Some(p) = peer {
             req.extensions_mut().insert(axum::extract::ConnectInfo(p));
         }

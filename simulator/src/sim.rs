@@ -265,14 +265,37 @@ impl Sim {
     }
 }
 
+/// The served simulator of this request. One router serves every node of a process:
+/// the serving loop puts the node's `Arc<Sim>` into each request's extensions (a router
+/// per node made a thousand route trees, and spreading load over them cost a third of the
+/// throughput), and this extractor takes it out.
+pub struct SimState(pub Arc<Sim>);
+
+fn sim_of(parts: &Parts) -> Result<Arc<Sim>, crate::error::ApiError> {
+    parts.extensions.get::<Arc<Sim>>().cloned().ok_or_else(|| {
+        crate::error::ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "no simulated node attached to this request",
+        )
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SimState {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        sim_of(parts).map(SimState)
+    }
+}
+
 /// Handler argument: the node currently served.
 pub struct Current(pub Arc<Node>);
 
-impl FromRequestParts<Arc<Sim>> for Current {
-    type Rejection = std::convert::Infallible;
+impl<S: Send + Sync> FromRequestParts<S> for Current {
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request_parts(_: &mut Parts, sim: &Arc<Sim>) -> Result<Self, Self::Rejection> {
-        Ok(Current(sim.node()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        sim_of(parts).map(|s| Current(s.node()))
     }
 }
 

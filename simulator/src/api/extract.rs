@@ -66,19 +66,44 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body(req).await?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// The body limit when no node is attached to the request.
+const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The request body, up to the attached node's `body_limit_bytes` (413 past it, as the
+/// node's proxy answers; the router itself has no limit, one router serving every node).
+pub async fn body(req: Request) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<std::sync::Arc<crate::sim::Sim>>()
+        .map_or(DEFAULT_BODY_LIMIT, |s| s.node().cfg.body_limit_bytes);
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let inner = e.into_inner();
+            if inner.is::<http_body_util::LengthLimitError>() {
+                too_large()
             } else {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("Cannot read request body: {e}"),
+                    format!("Cannot read request body: {inner}"),
                 )
             }
-        })?;
-        parse(&bytes).map(Json)
-    }
+        })
 }
 
 /// Responses: serialized into a `Vec` with a remembered size hint, then sent as one

@@ -1,7 +1,6 @@
 //! `/api/v1/inference/up*` and `/down` (mlnode-api §4.2).
 
 use mlnode_protocol::paths;
-use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -9,9 +8,9 @@ use mlnode_protocol::wire::{ErrorBody, InferenceInitRequest, StartupStatus, Stat
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::sim::{Current, Sim};
+use crate::sim::Current;
 
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes() -> Router {
     Router::new()
         .route(paths::UP, post(up))
         .route(paths::UP_ASYNC, post(up_async))

@@ -1,7 +1,6 @@
 //! `/api/v1/models/*` (mlnode-api §4.1).
 
 use mlnode_protocol::paths;
-use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -13,9 +12,9 @@ use mlnode_protocol::wire::{
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::sim::{Current, Sim};
+use crate::sim::Current;
 
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes() -> Router {
     Router::new()
         .route(paths::MODELS_STATUS, post(status))
         .route(paths::MODELS_DOWNLOAD, post(download))

@@ -1,7 +1,6 @@
 //! Node state, health and utilities (mlnode-api §4.4).
 
 use mlnode_protocol::paths;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -15,9 +14,9 @@ use mlnode_protocol::wire::{
 use serde_json::json;
 
 use super::extract::Json;
-use crate::sim::{Current, Sim};
+use crate::sim::{Current, SimState};
 
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes() -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/livez", get(livez))
@@ -79,7 +78,7 @@ pub(crate) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
 /// Prometheus text of this node (G-METRICS schema v1 families + the simulator's own).
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "state",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")))]
-pub(crate) async fn metrics(axum::extract::State(sim): axum::extract::State<Arc<Sim>>) -> Response {
+pub(crate) async fn metrics(SimState(sim): SimState) -> Response {
     match sim.metrics.render(&sim.node(), &sim.transport) {
         Ok(text) => (
             [(

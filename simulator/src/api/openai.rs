@@ -1,8 +1,6 @@
 //! The inference data plane on the MLNode port (mlnode-api §4.5): enough for DAPI's
 //! `/v1/models` check and for chat gating while mining.
 
-use std::sync::Arc;
-
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,9 +8,9 @@ use axum::Router;
 use serde_json::json;
 
 use super::extract::Json;
-use crate::sim::{Current, Sim};
+use crate::sim::Current;
 
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes() -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(completion))
@@ -42,8 +40,17 @@ pub(crate) async fn models(Current(node): Current) -> Response {
     responses((status = 200, description = "A canned completion", body = Object),
         (status = 422, description = "Not a JSON object (when not mining)", body = mlnode_protocol::wire::ErrorBody),
         (status = 503, description = "Mining: `poc_generation_active` (Retry-After: 1); no backend: plain text", body = Object)))]
-pub(crate) async fn completion(Current(node): Current, body: axum::body::Bytes) -> Response {
-    match node.inference_target() {
+pub(crate) async fn completion(Current(node): Current, req: axum::extract::Request) -> Response {
+    let target = node.inference_target();
+    // The gate answers before the body is read (a mining replica never sees it).
+    let body = match target {
+        Some((_, false)) => match super::extract::body(req).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        },
+        _ => axum::body::Bytes::new(),
+    };
+    match target {
         None => no_backend(),
         Some((_, true)) => {
             let mut r = (
@@ -77,6 +84,6 @@ pub(crate) async fn completion(Current(node): Current, body: axum::body::Bytes) 
     responses((status = 200, description = "A canned completion", body = Object),
         (status = 422, description = "Not a JSON object (when not mining)", body = mlnode_protocol::wire::ErrorBody),
         (status = 503, description = "Mining: `poc_generation_active` (Retry-After: 1); no backend: plain text", body = Object)))]
-pub(crate) async fn text_completion(node: Current, body: axum::body::Bytes) -> Response {
-    completion(node, body).await
+pub(crate) async fn text_completion(node: Current, req: axum::extract::Request) -> Response {
+    completion(node, req).await
 }

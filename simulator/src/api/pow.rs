@@ -1,7 +1,6 @@
 //! PoC v2 through the MLNode proxy, `/api/v1/inference/pow/*` (mlnode-api §4.3).
 
 use mlnode_protocol::paths;
-use std::sync::Arc;
 
 use std::net::SocketAddr;
 
@@ -17,9 +16,9 @@ use mlnode_protocol::wire::{
 
 use super::extract::Json;
 use crate::error::ApiError;
-use crate::sim::{Current, Sim};
+use crate::sim::Current;
 
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes() -> Router {
     Router::new()
         .route(paths::POW_INIT_GENERATE, post(init_generate))
         .route(paths::POW_STATUS, get(status))

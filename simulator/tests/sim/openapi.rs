@@ -99,7 +99,7 @@ fn every_route_of_the_poc_port_is_documented() {
 #[test]
 fn every_route_of_the_inference_port_is_documented() {
     let src = include_str!("../../src/api/mod.rs");
-    let body = &src[src.find("pub fn inference_port_router").unwrap()..];
+    let body = &src[src.find("pub fn shared_inference").unwrap()..];
     let body = &body[..body.find("\n}\n").unwrap()];
     let mut routes = routes_in(body);
     routes.extend(routes_in(include_str!("../../src/api/openai.rs")));
