@@ -1,13 +1,17 @@
 //! The HTTP surface: `fn app(node) -> Router`, one module per endpoint group.
 //!
+//! One router per process ([`shared`], [`shared_inference`]) serves every node: the
+//! serving loop attaches the node's `Arc<Sim>` to each request and the handlers take it
+//! with the `Current` / `SimState` extractors; [`router`] attaches one for `oneshot` use.
+//!
 //! | module | routes |
 //! |---|---|
 //! | [`models`] | `/api/v1/models/{status,download,list,space}`, `DELETE /api/v1/models` |
 //! | [`inference`] | `/api/v1/inference/{up,up/async,up/status,down}` |
-//! | [`pow`] | `/api/v1/inference/pow/{init/generate,status,stop,generate,generate/{id}}` |
-//! | [`node`] | `/health`, `/livez`, `/readyz`, `/api/v1/{state,versions,stop,clock,gpu/*}` |
+//! | [`pow`] | `/api/v1/inference/pow/{init/generate,status,stop,generate,generate/{id},local-sink}` |
+//! | [`node`] | `/health`, `/livez`, `/readyz`, `/openapi.json`, `/api/v1/{state,versions,stop,clock,metrics,gpu/*}` |
 //! | [`openai`] | `/v1/models`, `/v1/chat/completions`, `/v1/completions` (gated while mining) |
-//! | [`extract`] | the FastAPI-style JSON extractor |
+//! | [`extract`] | the FastAPI-style JSON extractor and the per-node body limit |
 //!
 //! [`inference_port_router`] is the second listener's surface (the compat proxy).
 
