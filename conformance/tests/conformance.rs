@@ -17,6 +17,15 @@ use serde_json::{json, Value};
 
 const SCALE: &str = "2000";
 
+/// The tests that run many accelerated-clock runs take turns: at 1000x, a millisecond of
+/// CPU contention is a simulated second, enough to move a drill's crash across a phase.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The turn of a test that does not run on a runtime.
+fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.blocking_lock()
+}
+
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../artifacts")
@@ -109,6 +118,7 @@ fn settings(tmp: &Path) -> insta::Settings {
 /// every hard failure each appear.
 #[tokio::test]
 async fn verdict_matrix() {
+    let _turn = HEAVY.lock().await;
     let t0 = Instant::now();
     let mut verdicts = std::collections::BTreeSet::new();
     for scenario in mlnode_sim::fixtures::all_scenarios().unwrap() {
@@ -237,6 +247,7 @@ fn workspace_bin(name: &str) -> PathBuf {
 /// terminal: the whole CLI transcript — exit code, stdout, stderr — filtered.
 #[test]
 fn binary_transcripts() {
+    let _turn = heavy();
     const QWEN: &str = "Qwen/Qwen3-32B-FP8";
     for (name, scenario, model, extra) in [
         ("honest", "honest", QWEN, &[][..]),
@@ -297,6 +308,7 @@ fn binary_transcripts() {
 /// forging node and on a lying node.
 #[test]
 fn contract_checker_on_good_and_bad_nodes() {
+    let _turn = heavy();
     for (scenario, exit, failing) in [
         ("honest", 0, vec![]),
         ("honest-4-replicas", 0, vec![]),
@@ -533,6 +545,7 @@ mod properties {
 /// binaries, and port 8080 for a free port the OS picked.
 #[test]
 fn readme_commands_work_as_written() {
+    let _turn = heavy();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

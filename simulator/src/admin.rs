@@ -122,8 +122,18 @@ pub(crate) async fn to_node(
     parts.uri = format!("/sim/v1/{rest}{query}")
         .parse()
         .map_err(|_| ApiError::unprocessable("invalid path"))?;
+    let app = parts
+        .extensions
+        .get::<crate::sim::AppRouter>()
+        .map(|r| r.0.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no router attached to this request",
+            )
+        })?;
     parts.extensions.insert(peer.sim.clone());
-    let resp = crate::api::shared()
+    let resp = app
         .oneshot(Request::from_parts(parts, body))
         .await
         .unwrap_or_else(|e| match e {});

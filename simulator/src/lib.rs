@@ -8,7 +8,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`api`] | `fn app(node) -> Router`, one module per endpoint group, the 422 extractor |
+//! | [`api`] | one module per endpoint group, the middleware, the 422 extractor |
+//! | [`app`] | the assembled routers (`fn app(node) -> Router`), one per process, shared by every node |
+//! | [`port`] | which listener (PoC or inference port) a request came in on |
 //! | [`sim`] | the served state: swappable node, journal, transport faults, admin options |
 //! | [`admin`] | `/sim/v1/*`: scenarios, faults, replica health, reset, journal |
 //! | [`transport`] | transport faults: latency, reset, empty reply, truncate, garbage, dribble, hang |
@@ -33,6 +35,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod callbacks;
 pub mod config;
 pub mod deviation;
@@ -44,6 +47,7 @@ pub mod journal;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
+pub mod port;
 pub mod refs;
 pub mod replica;
 pub mod serve;
@@ -59,7 +63,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use api::{app, router};
+pub use app::{app, router};
 pub use config::NodeConfig;
 pub use mlnode_support::clock::{self, SimClock};
 pub use mlnode_support::{init_logging, ColorChoice};

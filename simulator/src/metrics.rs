@@ -53,14 +53,14 @@ impl Metrics {
     /// so ids do not explode the label set.
     pub fn observe(
         &self,
-        port: crate::serve::Port,
+        port: crate::port::Port,
         endpoint: &str,
         method: &axum::http::Method,
         status: u16,
     ) {
         let (port_id, port) = match port {
-            crate::serve::Port::Poc => (0, "poc"),
-            crate::serve::Port::Inference => (1, "inference"),
+            crate::port::Port::Poc => (0, "poc"),
+            crate::port::Port::Inference => (1, "inference"),
         };
         let key = (
             endpoint.as_ptr() as usize,

@@ -48,7 +48,7 @@ use crate::{admin, api};
         api::node::gpu_devices,
         api::node::gpu_driver,
         api::node::legacy_pow_status,
-        api::node::openapi_json,
+        openapi_json,
         api::openai::models,
         api::openai::completion,
         api::openai::text_completion,
@@ -101,4 +101,16 @@ pub fn poc_port() -> utoipa::openapi::OpenApi {
 /// The inference port's document.
 pub fn inference_port() -> utoipa::openapi::OpenApi {
     InferencePortDoc::openapi()
+}
+
+/// This port's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "state",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this port", body = Object)))]
+pub(crate) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(poc_port())
+}
+
+/// The inference port's document, served on that port.
+pub(crate) async fn inference_openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(inference_port())
 }

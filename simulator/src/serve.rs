@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::node::Node;
+use crate::port::Port;
 use crate::sim::{ServeLimits, Sim, SimOptions};
 use crate::transport::{ConnKill, Cut};
 
@@ -47,16 +48,6 @@ pub async fn serve_sim(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     serve_sim_ports(listener, None, sim, shutdown).await
-}
-
-/// Which of a node's two listeners a loop serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
-    /// `poc_port`: the management and PoC API (and the `/v1` proxy).
-    Poc,
-    /// `inference_port`: the OpenAI-compatible compat proxy, up only while a replica
-    /// is healthy.
-    Inference,
 }
 
 /// Serve `sim` on its PoC port and, when given, its inference port, until `shutdown`.
@@ -125,8 +116,8 @@ async fn accept_loop(
             None => TcpListener::bind(addr).await?,
         };
         let router = match port {
-            Port::Poc => crate::api::shared(),
-            Port::Inference => crate::api::shared_inference(),
+            Port::Poc => crate::app::shared(),
+            Port::Inference => crate::app::shared_inference(),
         };
         let (close_tx, close_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
@@ -294,8 +285,12 @@ async fn connection(
     };
     let peer = stream.peer_addr().ok();
     let (kill, kill_rx) = ConnKill::new();
+    let this = router.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(kill.clone());
+        // The router itself, for handlers that dispatch to another node of the fleet.
+        req.extensions_mut()
+            .insert(crate::sim::AppRouter(this.clone()));
         if let Some(s) = &sim {
             req.extensions_mut().insert(s.clone());
         }

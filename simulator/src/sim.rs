@@ -265,6 +265,11 @@ impl Sim {
     }
 }
 
+/// The router serving this request, attached by the serving loop: the admin API's
+/// `/sim/v1/nodes/{id}/...` dispatches through it to another node of the fleet.
+#[derive(Clone)]
+pub struct AppRouter(pub axum::Router);
+
 /// The served simulator of this request. One router serves every node of a process:
 /// the serving loop puts the node's `Arc<Sim>` into each request's extensions (a router
 /// per node made a thousand route trees, and spreading load over them cost a third of the

@@ -25,86 +25,13 @@ pub mod pow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 
 use crate::error::ApiError;
-use crate::node::Node;
-use crate::sim::{Sim, SimOptions, SimState};
-
-/// The MLNode API for one node, with default serving options (no admin API).
-pub fn app(node: Arc<Node>) -> Router {
-    router(Sim::new(node, SimOptions::default()))
-}
-
-/// The MLNode API for one served simulator (for `oneshot` tests and embedding): the
-/// process-wide [`shared`] router with `sim` attached to every request.
-pub fn router(sim: Arc<Sim>) -> Router {
-    shared().layer(axum::Extension(sim))
-}
-
-/// The inference port's router for one served simulator (see [`shared_inference`]).
-pub fn inference_port_router(sim: Arc<Sim>) -> Router {
-    shared_inference().layer(axum::Extension(sim))
-}
-
-/// The MLNode API of every node of this process: journal → transport faults → routes
-/// (one middleware, `observe`), and `/sim/v1/*` (answering 404 on a node without
-/// `--admin`; never subject to transport faults). Built once: the serving loop attaches
-/// each connection's node (`Arc<Sim>`) to its requests, so a thousand nodes share one
-/// route tree instead of each walking its own. Body limits are the node's own, applied
-/// by the body extractors.
-pub fn shared() -> Router {
-    static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
-    ROUTER
-        .get_or_init(|| {
-            Router::new()
-                .merge(models::routes())
-                .merge(inference::routes())
-                .merge(pow::routes())
-                .merge(node::routes())
-                .merge(openai::routes())
-                .merge(crate::admin::routes())
-                .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
-                .method_not_allowed_fallback(|| async {
-                    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-                })
-                .layer(from_fn(observe))
-                .layer(DefaultBodyLimit::disable())
-        })
-        .clone()
-}
-
-/// The inference port's compat proxy (`inference_port`, :5000 on a real node): what it
-/// forwards to a replica — vLLM's `/health` (empty 200), the OpenAI routes (gated while
-/// mining, as on the PoC port) and the replica's `/api/v1/pow/versions`. Journal,
-/// metrics and transport faults apply as on the PoC port; no admin API here. Shared by
-/// every node like [`shared`].
-pub fn shared_inference() -> Router {
-    static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
-    ROUTER
-        .get_or_init(|| {
-            Router::new()
-                .route("/health", axum::routing::get(inference_port_health))
-                .route(
-                    mlnode_protocol::paths::REPLICA_POW_VERSIONS,
-                    axum::routing::get(replica_versions),
-                )
-                .route(
-                    mlnode_protocol::paths::OPENAPI,
-                    axum::routing::get(|| async { axum::Json(crate::openapi::inference_port()) }),
-                )
-                .merge(openai::routes())
-                .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
-                .layer(from_fn(observe))
-                .layer(axum::Extension(crate::serve::Port::Inference))
-                .layer(DefaultBodyLimit::disable())
-        })
-        .clone()
-}
+use crate::sim::{Sim, SimState};
 
 /// vLLM's own `/health`: an empty 200.
 #[utoipa::path(get, path = "/health", tag = "inference-port",
@@ -129,16 +56,16 @@ pub(crate) async fn replica_versions(crate::sim::Current(node): crate::sim::Curr
 
 /// The one middleware: transport faults inside, the journal around them (one layer, not
 /// two: every layer costs a boxed future and a service clone per request).
-async fn observe(SimState(sim): SimState, req: Request, next: Next) -> Response {
+pub(crate) async fn observe(SimState(sim): SimState, req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .cloned();
     let port = req
         .extensions()
-        .get::<crate::serve::Port>()
+        .get::<crate::port::Port>()
         .copied()
-        .unwrap_or(crate::serve::Port::Poc);
+        .unwrap_or(crate::port::Port::Poc);
     let method = req.method().clone();
     if sim.journal.capacity() == 0 {
         let resp = guarded(&sim, req, next).await;
@@ -163,7 +90,7 @@ async fn observe(SimState(sim): SimState, req: Request, next: Next) -> Response 
 
 fn count(
     sim: &Sim,
-    port: crate::serve::Port,
+    port: crate::port::Port,
     endpoint: Option<&axum::extract::MatchedPath>,
     method: &axum::http::Method,
     resp: &Response,
@@ -218,6 +145,9 @@ pub const TIME_SCALE_HEADER: &str = "x-sim-time-scale";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::SimOptions;
+    use axum::middleware::from_fn;
+    use axum::Router;
     use tower::ServiceExt;
 
     /// A panicking handler is a JSON 500, the node reports itself unhealthy, and the next

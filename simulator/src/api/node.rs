@@ -26,7 +26,6 @@ pub fn routes() -> Router {
         .route(paths::STOP, post(stop))
         .route(paths::CLOCK, get(clock))
         .route(paths::METRICS, get(metrics))
-        .route(paths::OPENAPI, get(openapi_json))
         .route(paths::GPU_DEVICES, get(gpu_devices))
         .route(paths::GPU_DRIVER, get(gpu_driver))
         .route(paths::POW_V1_STATUS, get(legacy_pow_status))
@@ -66,13 +65,6 @@ pub(crate) async fn ready(Current(node): Current) -> Response {
     responses((status = 200, description = "Service state", body = StateResponse)))]
 pub(crate) async fn state(Current(node): Current) -> Json<StateResponse> {
     Json(node.state())
-}
-
-/// This port's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "state",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this port", body = Object)))]
-pub(crate) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(crate::openapi::poc_port())
 }
 
 /// Prometheus text of this node (G-METRICS schema v1 families + the simulator's own).

@@ -21,7 +21,11 @@ fn deployed(replicas: u32) -> NodeConfig {
 }
 
 async fn admin_sim(cfg: NodeConfig) -> (mlnode_sim::SimHandle, C) {
-    let node = mlnode_sim::build_node(cfg, None).unwrap();
+    admin_sim_of(mlnode_sim::build_node(cfg, None).unwrap()).await
+}
+
+/// `node` served with the admin API on.
+async fn admin_sim_of(node: Arc<mlnode_sim::Node>) -> (mlnode_sim::SimHandle, C) {
     let sim = Sim::new(
         node,
         SimOptions {
@@ -411,15 +415,7 @@ async fn the_admin_api_names_the_reference_served() {
         Some(&arts),
     )
     .unwrap();
-    let sim: Arc<Sim> = Sim::new(
-        node,
-        SimOptions {
-            admin: true,
-            ..SimOptions::default()
-        },
-    );
-    let h = mlnode_sim::spawn_sim(sim).await.unwrap();
-    let c = C::new(&h);
+    let (h, c) = admin_sim_of(node).await;
     assert_eq!(c.get("/sim/v1/node").await.1["references"], json!([]));
     c.download_and_deploy(model, json!(["--tensor-parallel-size", "2"]))
         .await;

@@ -43,6 +43,12 @@ fn routes_in(src: &str) -> BTreeSet<(String, String)> {
     out
 }
 
+/// The text of the function starting with `head` in `src`.
+fn fn_body<'a>(src: &'a str, head: &str) -> &'a str {
+    let body = &src[src.find(head).unwrap_or_else(|| panic!("no {head}"))..];
+    &body[..body.find("\n}\n").unwrap()]
+}
+
 fn documented(doc: &utoipa::openapi::OpenApi) -> BTreeSet<(String, String)> {
     let v = serde_json::to_value(doc).unwrap();
     let mut out = BTreeSet::new();
@@ -78,6 +84,7 @@ fn every_route_of_the_poc_port_is_documented() {
         include_str!("../../src/api/node.rs"),
         include_str!("../../src/api/openai.rs"),
         include_str!("../../src/admin.rs"),
+        fn_body(include_str!("../../src/app.rs"), "pub fn shared()"),
     ] {
         routes.extend(routes_in(src));
     }
@@ -98,9 +105,10 @@ fn every_route_of_the_poc_port_is_documented() {
 
 #[test]
 fn every_route_of_the_inference_port_is_documented() {
-    let src = include_str!("../../src/api/mod.rs");
-    let body = &src[src.find("pub fn shared_inference").unwrap()..];
-    let body = &body[..body.find("\n}\n").unwrap()];
+    let body = fn_body(
+        include_str!("../../src/app.rs"),
+        "pub fn shared_inference()",
+    );
     let mut routes = routes_in(body);
     routes.extend(routes_in(include_str!("../../src/api/openai.rs")));
     routes.retain(|(_, p)| p != "/openapi.json");

@@ -1,0 +1,98 @@
+//! The assembled routers: every endpoint module, the admin API and the OpenAPI documents
+//! behind the one middleware, built once per process and shared by every node.
+//!
+//! The serving loop (`serve`) attaches each connection's node (`Arc<Sim>`) to its
+//! requests; [`router`] attaches one for `oneshot` use and embedding.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn;
+use axum::Router;
+
+use crate::api::{
+    inference, inference_port_health, models, node, observe, openai, pow, replica_versions,
+};
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::sim::{AppRouter, Sim, SimOptions};
+
+/// The MLNode API for one node, with default serving options (no admin API).
+pub fn app(node: Arc<Node>) -> Router {
+    router(Sim::new(node, SimOptions::default()))
+}
+
+/// The MLNode API for one served simulator (for `oneshot` tests and embedding): the
+/// process-wide [`shared`] router with `sim` attached to every request.
+pub fn router(sim: Arc<Sim>) -> Router {
+    shared()
+        .layer(axum::Extension(sim))
+        .layer(axum::Extension(AppRouter(shared())))
+}
+
+/// The inference port's router for one served simulator (see [`shared_inference`]).
+pub fn inference_port_router(sim: Arc<Sim>) -> Router {
+    shared_inference()
+        .layer(axum::Extension(sim))
+        .layer(axum::Extension(AppRouter(shared())))
+}
+
+/// The MLNode API of every node of this process: journal → transport faults → routes
+/// (one middleware, `observe`), and `/sim/v1/*` (answering 404 on a node without
+/// `--admin`; never subject to transport faults). Built once: the serving loop attaches
+/// each connection's node (`Arc<Sim>`) to its requests, so a thousand nodes share one
+/// route tree instead of each walking its own. Body limits are the node's own, applied
+/// by the body extractors.
+pub fn shared() -> Router {
+    static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
+    ROUTER
+        .get_or_init(|| {
+            Router::new()
+                .merge(models::routes())
+                .merge(inference::routes())
+                .merge(pow::routes())
+                .merge(node::routes())
+                .merge(openai::routes())
+                .merge(crate::admin::routes())
+                .route(
+                    mlnode_protocol::paths::OPENAPI,
+                    axum::routing::get(crate::openapi::openapi_json),
+                )
+                .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+                .method_not_allowed_fallback(|| async {
+                    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+                })
+                .layer(from_fn(observe))
+                .layer(DefaultBodyLimit::disable())
+        })
+        .clone()
+}
+
+/// The inference port's compat proxy (`inference_port`, :5000 on a real node): what it
+/// forwards to a replica — vLLM's `/health` (empty 200), the OpenAI routes (gated while
+/// mining, as on the PoC port) and the replica's `/api/v1/pow/versions`. Journal,
+/// metrics and transport faults apply as on the PoC port; no admin API here. Shared by
+/// every node like [`shared`].
+pub fn shared_inference() -> Router {
+    static ROUTER: std::sync::OnceLock<Router> = std::sync::OnceLock::new();
+    ROUTER
+        .get_or_init(|| {
+            Router::new()
+                .route("/health", axum::routing::get(inference_port_health))
+                .route(
+                    mlnode_protocol::paths::REPLICA_POW_VERSIONS,
+                    axum::routing::get(replica_versions),
+                )
+                .route(
+                    mlnode_protocol::paths::OPENAPI,
+                    axum::routing::get(crate::openapi::inference_openapi_json),
+                )
+                .merge(openai::routes())
+                .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+                .layer(from_fn(observe))
+                .layer(axum::Extension(crate::port::Port::Inference))
+                .layer(DefaultBodyLimit::disable())
+        })
+        .clone()
+}
