@@ -110,50 +110,36 @@ async fn accept_loop(
     let mut listener = Some(listener);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = Backoff::new(limits.accept_backoff);
-    'outer: loop {
+    let router = match port {
+        Port::Poc => crate::app::shared(),
+        Port::Inference => crate::app::shared_inference(),
+    };
+    // The compat server runs only while a replica is healthy: without one, the
+    // inference port refuses (closest: an immediate RST).
+    let refuse = || port == Port::Inference && sim.node().inference_target().is_none();
+    loop {
         let l = match listener.take() {
             Some(l) => l,
             None => TcpListener::bind(addr).await?,
         };
-        let router = match port {
-            Port::Poc => crate::app::shared(),
-            Port::Inference => crate::app::shared_inference(),
-        };
-        let (close_tx, close_rx) = watch::channel(false);
-        let mut conns = JoinSet::new();
-        loop {
-            // A permit first: at the cap, new clients wait in the backlog, not in memory.
-            let accept = async {
-                let permit = permits.clone().acquire_owned().await;
-                (permit, l.accept().await)
-            };
-            tokio::select! {
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    let _ = close_tx.send(true);
-                    let drain = async { while conns.join_next().await.is_some() {} };
-                    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
-                        conns.abort_all();
-                    }
-                    break 'outer Ok(());
-                }
-                _ = async { let _ = down.wait_for(|d| *d).await; } => break,
-                (permit, accepted) = accept => match (permit, accepted) {
-                    (Ok(permit), Ok((stream, _))) => {
-                        backoff.reset();
-                        if port == Port::Inference && sim.node().inference_target().is_none() {
-                            // The compat server runs only while a replica is healthy:
-                            // without one, the port refuses (closest: an immediate RST).
-                            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                            drop(stream);
-                            continue;
-                        }
-                        conns.spawn(connection(stream, router.clone(), Some(sim.clone()), close_rx.clone(), limits, permit));
-                    }
-                    (_, Err(e)) => backoff.failed(&e).await,
-                    (Err(_), _) => unreachable_closed(),
-                },
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            }
+        let ended = accept_until(
+            &l,
+            &router,
+            Some(&sim),
+            refuse,
+            &permits,
+            &mut backoff,
+            limits,
+            async {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+            async {
+                let _ = down.wait_for(|d| *d).await;
+            },
+        )
+        .await;
+        if ended == Ended::Stop {
+            return Ok(());
         }
         if port == Port::Poc {
             tracing::warn!(
@@ -161,9 +147,8 @@ async fn accept_loop(
             );
         }
         drop(l);
-        conns.abort_all();
         tokio::select! {
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => break Ok(()),
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
             _ = async { let _ = down.wait_for(|d| !*d).await; } => {
                 if port == Port::Poc {
                     tracing::info!("simulated MLNode restarted");
@@ -171,6 +156,74 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Why [`accept_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Shut down: connections were drained (2 s at most).
+    Stop,
+    /// The node went "down": connections were dropped.
+    Down,
+}
+
+/// Accept on `l` and serve each connection with `router` (and `sim` attached), within
+/// the limits, until `stop` or `down` resolves; a connection for which `refuse()` holds
+/// is reset at once. The one accept loop of both servers below.
+#[allow(clippy::too_many_arguments)]
+async fn accept_until(
+    l: &TcpListener,
+    router: &axum::Router,
+    sim: Option<&Arc<Sim>>,
+    refuse: impl Fn() -> bool,
+    permits: &Arc<Semaphore>,
+    backoff: &mut Backoff,
+    limits: ServeLimits,
+    stop: impl Future<Output = ()>,
+    down: impl Future<Output = ()>,
+) -> Ended {
+    let (close_tx, close_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut stop = std::pin::pin!(stop);
+    let mut down = std::pin::pin!(down);
+    let ended = loop {
+        // A permit first: at the cap, new clients wait in the backlog, not in memory.
+        let accept = async {
+            let permit = permits.clone().acquire_owned().await;
+            (permit, l.accept().await)
+        };
+        tokio::select! {
+            _ = &mut stop => break Ended::Stop,
+            _ = &mut down => break Ended::Down,
+            (permit, accepted) = accept => match (permit, accepted) {
+                (Ok(permit), Ok((stream, _))) => {
+                    backoff.reset();
+                    if refuse() {
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        continue;
+                    }
+                    conns.spawn(connection(stream, router.clone(), sim.cloned(), close_rx.clone(), limits, permit));
+                }
+                (_, Err(e)) => backoff.failed(&e).await,
+                (Err(_), _) => unreachable_closed(),
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    };
+    match ended {
+        Ended::Stop => {
+            let _ = close_tx.send(true);
+            let drain = async { while conns.join_next().await.is_some() {} };
+            if tokio::time::timeout(Duration::from_secs(2), drain)
+                .await
+                .is_err()
+            {
+                conns.abort_all();
+            }
+        }
+        Ended::Down => conns.abort_all(),
+    }
+    ended
 }
 
 /// Serve any `router` on `listener` with the same limits (connection cap, header timeout,
@@ -184,35 +237,18 @@ pub async fn serve_router(
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = Backoff::new(limits.accept_backoff);
-    let (close_tx, close_rx) = watch::channel(false);
-    let mut conns = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let accept = async {
-            let permit = permits.clone().acquire_owned().await;
-            (permit, listener.accept().await)
-        };
-        tokio::select! {
-            _ = &mut shutdown => break,
-            (permit, accepted) = accept => match (permit, accepted) {
-                (Ok(permit), Ok((stream, _))) => {
-                    backoff.reset();
-                    conns.spawn(connection(stream, router.clone(), None, close_rx.clone(), limits, permit));
-                }
-                (_, Err(e)) => backoff.failed(&e).await,
-                (Err(_), _) => unreachable_closed(),
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    let _ = close_tx.send(true);
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drain)
-        .await
-        .is_err()
-    {
-        conns.abort_all();
-    }
+    accept_until(
+        &listener,
+        &router,
+        None,
+        || false,
+        &permits,
+        &mut backoff,
+        limits,
+        shutdown,
+        std::future::pending(),
+    )
+    .await;
     Ok(())
 }
 

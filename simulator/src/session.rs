@@ -147,6 +147,13 @@ pub fn load(dir: &Path) -> Result<Vec<Exchange>, SessionError> {
     Ok(out)
 }
 
+/// A request's path with its query, the key both the recording and the replay use.
+fn path_and_query(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned())
+}
+
 // ------------------------------------------------------------------ record
 
 /// The recording proxy's state.
@@ -204,10 +211,7 @@ pub fn record_app(rec: Arc<Recorder>) -> Router {
 async fn forward(State(rec): State<Arc<Recorder>>, req: Request) -> Response {
     let at_ms = rec.started.elapsed().as_secs_f64() * 1000.0;
     let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let path = path_and_query(&req);
     let headers = req.headers().clone();
     let body = match axum::body::to_bytes(req.into_body(), rec.limit).await {
         Ok(b) => b,
@@ -307,8 +311,6 @@ async fn forward(State(rec): State<Arc<Recorder>>, req: Request) -> Response {
 /// The replaying node's state: per `(method, path)` the answers still to give.
 pub struct Replayer {
     queues: Mutex<HashMap<(String, String), VecDeque<Exchange>>>,
-    /// The last answer given per key (repeated once its queue is empty).
-    last: Mutex<HashMap<(String, String), Exchange>>,
     time_scale: f64,
     scale_header: HeaderValue,
     /// What was recorded, for the 501's hint.
@@ -329,7 +331,6 @@ impl Replayer {
         }
         Arc::new(Replayer {
             queues: Mutex::new(queues),
-            last: Mutex::new(HashMap::new()),
             time_scale: time_scale.max(1e-9),
             scale_header: HeaderValue::from_str(&time_scale.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("1")),
@@ -337,22 +338,16 @@ impl Replayer {
         })
     }
 
-    /// The next answer for `method path`.
+    /// The next answer for `method path`: the queue's front, except that its last answer
+    /// stays and repeats.
     fn next(&self, method: &Method, path: &str) -> Option<Exchange> {
         let key = (method.to_string(), path.to_owned());
-        let popped = self
-            .queues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&key)
-            .and_then(VecDeque::pop_front);
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        match popped {
-            Some(e) => {
-                last.insert(key, e.clone());
-                Some(e)
-            }
-            None => last.get(&key).cloned(),
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let q = queues.get_mut(&key)?;
+        if q.len() > 1 {
+            q.pop_front()
+        } else {
+            q.front().cloned()
         }
     }
 }
@@ -363,10 +358,7 @@ pub fn replay_app(rep: Arc<Replayer>) -> Router {
 }
 
 async fn replay_one(State(rep): State<Arc<Replayer>>, req: Request) -> Response {
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let path = path_and_query(&req);
     let method = req.method().clone();
     let Some(e) = rep.next(&method, &path) else {
         let shown: Vec<&str> = rep.recorded.iter().take(12).map(String::as_str).collect();
