@@ -65,6 +65,14 @@ fn benches(c: &mut Criterion) {
             black_box(out)
         })
     });
+    let mut f = [0.0f32; 64];
+    c.bench_function("honest_f16_values_per_nonce_in_round", |b| {
+        b.iter(|| {
+            m += 1;
+            round.f16_values_into(black_box(m), false, &mut f);
+            black_box(f)
+        })
+    });
     c.bench_function("round_seed_only", |b| {
         b.iter(|| black_box(round.seed(black_box(7), false)))
     });

@@ -134,6 +134,59 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// `x` rounded to the nearest f16 (ties to even), as the exact f32 of that f16: the same
+/// value as `half::f16::from_f32(x).to_f32()` for every f32 (checked over all 2³² of
+/// them), in a few integer operations and no table. Without F16C in the compile target,
+/// `half` converts one value per call through its runtime-detected path; this is the
+/// simulator's per-component cost of rounding its own vectors.
+#[inline]
+pub fn round_f32_to_f16(x: f32) -> f32 {
+    let a = x.abs();
+    if a < 65504.0 {
+        if a >= f32::from_bits(0x3880_0000) {
+            // f16's normal range: keep 10 of f32's 23 mantissa bits, rounding to nearest
+            // even on bit 13 (a carry into the exponent is the right answer).
+            let b = x.to_bits();
+            f32::from_bits((b + 0x0fff + ((b >> 13) & 1)) & !0x1fff)
+        } else {
+            // f16's subnormals are the multiples of 2⁻²⁴, which is the spacing of f32 in
+            // [0.5, 1): the addition rounds there (to nearest even), the subtraction is exact.
+            ((a + 0.5) - 0.5).copysign(x)
+        }
+    } else {
+        round_f32_to_f16_rare(x)
+    }
+}
+
+/// [`round_f32_to_f16`] over a slice, in place, written branch-free so the compiler
+/// can vectorise it (both ranges computed, one selected), with the rare values
+/// (65504 and beyond, NaN) sent to the scalar function first.
+pub fn round_f32_to_f16_slice(xs: &mut [f32]) {
+    let in_range = xs.iter().fold(true, |ok, x| ok & (x.abs() < 65504.0));
+    if !in_range {
+        xs.iter_mut().for_each(|x| *x = round_f32_to_f16(*x));
+        return;
+    }
+    for x in xs {
+        let a = x.abs();
+        let b = x.to_bits();
+        let normal = f32::from_bits((b + 0x0fff + ((b >> 13) & 1)) & !0x1fff);
+        let subnormal = ((a + 0.5) - 0.5).copysign(*x);
+        *x = if a >= f32::from_bits(0x3880_0000) {
+            normal
+        } else {
+            subnormal
+        };
+    }
+}
+
+/// 65504 and beyond (overflow to infinity), infinities and NaNs.
+#[cold]
+#[inline(never)]
+fn round_f32_to_f16_rare(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
 /// Largest `k_dim` the stack-buffer fast path handles.
 pub const MAX_FAST_K: usize = 64;
 
@@ -199,6 +252,80 @@ pub fn decode_into(b64: &str, out: &mut [f32; MAX_FAST_K]) -> Result<usize, Deco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn same_as_half(bits: u32) {
+        let x = f32::from_bits(bits);
+        let want = f16::from_f32(x).to_f32();
+        let got = round_f32_to_f16(x);
+        if want.is_nan() {
+            assert!(got.is_nan(), "{bits:#010x}");
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "{bits:#010x} ({x:e})");
+        }
+    }
+
+    /// The cases where rounding can go wrong: every f16 value and every halfway point
+    /// between neighbours, with the f32s a few ulps either side, and a stride through
+    /// all f32 bit patterns.
+    #[test]
+    fn round_to_f16_is_halfs_at_every_boundary() {
+        for h in 0..=u16::MAX {
+            let v = f16::from_bits(h).to_f32();
+            let next = f16::from_bits(h.wrapping_add(1)).to_f32();
+            let mut centres = vec![v.to_bits()];
+            if v.is_finite() && next.is_finite() && (next > v) == (v >= 0.0) {
+                // The midpoint has 12 significant bits: exact in f32.
+                centres.push((((f64::from(v) + f64::from(next)) / 2.0) as f32).to_bits());
+            }
+            for c in centres {
+                for d in -3i32..=3 {
+                    same_as_half(c.wrapping_add_signed(d));
+                }
+            }
+        }
+        for bits in (0..=u32::MAX).step_by(4099) {
+            same_as_half(bits);
+        }
+    }
+
+    #[test]
+    fn round_to_f16_slice_is_the_scalar() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0usize, 1, 5, 12, 64] {
+            for _ in 0..2000 {
+                let v: Vec<f32> = (0..len)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        f32::from_bits(rng as u32)
+                    })
+                    .collect();
+                // Mostly in range (the vectorised path), sometimes not.
+                let mut small: Vec<f32> = v.iter().map(|x| x % 2.0).collect();
+                for xs in [&mut small, &mut v.clone()] {
+                    let want: Vec<u32> =
+                        xs.iter().map(|x| round_f32_to_f16(*x).to_bits()).collect();
+                    round_f32_to_f16_slice(xs);
+                    let got: Vec<u32> = xs.iter().map(|x| x.to_bits()).collect();
+                    let same = want.iter().zip(&got).all(|(w, g)| {
+                        w == g || (f32::from_bits(*w).is_nan() && f32::from_bits(*g).is_nan())
+                    });
+                    assert!(same, "{want:x?} vs {got:x?}");
+                }
+            }
+        }
+    }
+
+    /// All 2³² f32 values; about 10 s in release: `cargo test --release -p
+    /// mlnode-protocol -- --ignored round_to_f16_exhaustive`.
+    #[test]
+    #[ignore = "exhaustive, run in release"]
+    fn round_to_f16_exhaustive() {
+        for bits in 0..=u32::MAX {
+            same_as_half(bits);
+        }
+    }
 
     #[test]
     fn fast_conversion_is_exact_for_every_f16() {

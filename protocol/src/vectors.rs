@@ -12,9 +12,9 @@
 //! cases. Golden encodings are pinned in the tests.
 
 use rand::{Rng, RngCore, SeedableRng};
-use sha2::{Digest, Sha256};
+use sha2::digest::generic_array::{typenum::U64, GenericArray};
 
-use crate::codec::Vector;
+use crate::codec::{Vector, MAX_FAST_K};
 
 /// Everything a vector depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,31 +28,73 @@ pub struct VectorKey<'a> {
     pub stronger_rng: bool,
 }
 
-fn put_str(h: &mut Sha256, s: &str) {
-    h.update((s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
 }
 
-/// One PoC round: everything but the nonce, hashed once. Per nonce only the SHA-256
-/// midstate is cloned and finished, so a request of N nonces hashes the round once.
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// Bytes a nonce adds to the round's message: the nonce (8) and the `stronger_rng` flag (1).
+const NONCE_BYTES: usize = 9;
+
+/// One PoC round: everything but the nonce, hashed once.
+///
+/// The round's canonical encoding is compressed block by block when the round is made;
+/// per nonce only the last one or two padded blocks are built on the stack and
+/// compressed from that midstate (`sha2::compress256`, SHA-NI where the CPU has it).
+/// The digest is SHA-256 of the whole message, byte for byte (tested against `Sha256`
+/// for every tail length); what this saves is the hasher's clone, buffering and
+/// finalisation per nonce, about a third of the seed's cost.
 #[derive(Clone)]
 pub struct Round {
-    prefix: Sha256,
+    /// The SHA-256 state after the round's complete 64-byte blocks.
+    mid: [u32; 8],
+    /// The round's bytes after those blocks (`tail_len < 64`), then zeros.
+    tail: GenericArray<u8, U64>,
+    tail_len: usize,
+    /// Length of the round's encoding in bytes (for the padding's bit count).
+    len: u64,
     k_dim: usize,
+    /// The normal sampler's layer table (see [`ziggurat_x`]).
+    zig: &'static [f64; 257],
 }
 
 impl Round {
     pub fn new(model: &str, seq_len: u32, k_dim: u32, block_hash: &str, public_key: &str) -> Self {
-        let mut h = Sha256::new();
-        put_str(&mut h, "mlnode-sim/poc-v2-vector/1");
-        put_str(&mut h, model);
-        h.update(seq_len.to_le_bytes());
-        h.update(k_dim.to_le_bytes());
-        put_str(&mut h, block_hash);
-        put_str(&mut h, public_key);
+        let mut msg = Vec::with_capacity(128);
+        put_str(&mut msg, "mlnode-sim/poc-v2-vector/1");
+        put_str(&mut msg, model);
+        msg.extend_from_slice(&seq_len.to_le_bytes());
+        msg.extend_from_slice(&k_dim.to_le_bytes());
+        put_str(&mut msg, block_hash);
+        put_str(&mut msg, public_key);
+        let full = msg.len() / 64 * 64;
+        let mut mid = SHA256_IV;
+        let blocks: Vec<_> = msg[..full]
+            .chunks_exact(64)
+            .map(|b| *GenericArray::from_slice(b))
+            .collect();
+        sha2::compress256(&mut mid, &blocks);
+        let mut tail = GenericArray::<u8, U64>::default();
+        tail[..msg.len() - full].copy_from_slice(&msg[full..]);
         Round {
-            prefix: h,
+            mid,
+            tail,
+            tail_len: msg.len() - full,
+            len: msg.len() as u64,
             k_dim: k_dim as usize,
+            zig: ziggurat_x(),
         }
     }
 
@@ -62,10 +104,28 @@ impl Round {
 
     /// SHA-256 of the canonical encoding (domain-separated, length-prefixed, little-endian).
     pub fn seed(&self, nonce: i64, stronger_rng: bool) -> [u8; 32] {
-        let mut h = self.prefix.clone();
-        h.update(nonce.to_le_bytes());
-        h.update([u8::from(stronger_rng)]);
-        h.finalize().into()
+        let (blocks, n) = self.last_blocks(nonce, stronger_rng);
+        let mut st = self.mid;
+        sha2::compress256(&mut st, &blocks[..n]);
+        digest_bytes(st)
+    }
+
+    /// The message's last one or two blocks for this nonce, padded, and how many there are.
+    fn last_blocks(&self, nonce: i64, stronger_rng: bool) -> ([GenericArray<u8, U64>; 2], usize) {
+        let mut blocks = [self.tail, GenericArray::<u8, U64>::default()];
+        let t = self.tail_len;
+        let mut put = |i: usize, byte: u8| blocks[i / 64][i % 64] = byte;
+        for (i, byte) in nonce.to_le_bytes().into_iter().enumerate() {
+            put(t + i, byte);
+        }
+        put(t + 8, u8::from(stronger_rng));
+        put(t + NONCE_BYTES, 0x80);
+        // The padding: 0x80, zeros, then the message length in bits, big-endian, ending
+        // a block; one block if the 0x80 and the length fit after the tail, else two.
+        let n = if t + NONCE_BYTES + 1 + 8 <= 64 { 1 } else { 2 };
+        let bits = (self.len + NONCE_BYTES as u64) * 8;
+        blocks[n - 1][56..].copy_from_slice(&bits.to_be_bytes());
+        (blocks, n)
     }
 
     /// The honest unit vector into `out[..k_dim]` (f64, before f16 rounding), no allocation.
@@ -73,12 +133,28 @@ impl Round {
     /// a ChaCha20 refill would make 256 bytes to use 96), and normals come from the
     /// Ziggurat method (table lookups, no trigonometry on the fast path).
     pub fn unit_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f64]) {
-        let mut rng = Xoshiro256pp::from_seed(self.seed(nonce, stronger_rng));
+        self.unit_from_seed(self.seed(nonce, stronger_rng), out);
+    }
+
+    fn unit_from_seed(&self, seed: [u8; 32], out: &mut [f64]) {
         let out = &mut out[..self.k_dim];
-        for x in out.iter_mut() {
-            *x = rng.sample(rand_distr::StandardNormal);
-        }
+        normals_into(seed, self.zig, out);
         normalise(out);
+    }
+
+    /// The honest vector as the exact f32 values of its f16 components, into
+    /// `out[..k_dim]` (`k_dim` at most [`MAX_FAST_K`]): what [`Round::vector`] encodes,
+    /// without the `Vector` (see [`crate::codec::round_f32_to_f16`]).
+    pub fn f16_values_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f32]) -> usize {
+        self.f16_values_from_seed(self.seed(nonce, stronger_rng), out)
+    }
+
+    fn f16_values_from_seed(&self, seed: [u8; 32], out: &mut [f32]) -> usize {
+        let k = self.k_dim.min(MAX_FAST_K).min(out.len());
+        let mut unit = [0.0f64; MAX_FAST_K];
+        self.unit_from_seed(seed, &mut unit[..self.k_dim.min(MAX_FAST_K)]);
+        round_to_f16_values(&unit[..k], &mut out[..k]);
+        k
     }
 
     /// The honest vector, rounded to f16.
@@ -87,6 +163,99 @@ impl Round {
         self.unit_into(nonce, stronger_rng, &mut buf);
         to_f16(&buf)
     }
+}
+
+/// The SHA-256 digest of a final state: its words, big-endian.
+fn digest_bytes(st: [u32; 8]) -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    for (d, w) in digest.chunks_exact_mut(4).zip(st) {
+        d.copy_from_slice(&w.to_be_bytes());
+    }
+    digest
+}
+
+/// `out[i]` = `unit[i]` rounded to f32, then to f16, as an (exact) f32: the components
+/// [`to_f16`] would encode.
+pub fn round_to_f16_values(unit: &[f64], out: &mut [f32]) {
+    let k = unit.len().min(out.len());
+    for (o, x) in out.iter_mut().zip(&unit[..k]) {
+        *o = *x as f32;
+    }
+    crate::codec::round_f32_to_f16_slice(&mut out[..k]);
+}
+
+/// `out.len()` standard normals from the generator seeded with `seed`, exactly as
+/// `rand_distr::StandardNormal` draws them one after another.
+///
+/// The Ziggurat's fast path (taken by ~99 % of draws: one `u64`, one table lookup, one
+/// multiply, one compare) is written out here so the generator's state stays in
+/// registers for the whole vector; it is the library's own arithmetic on the library's
+/// own table. The first draw the fast path would reject sends the rest of the vector
+/// to the library: the generator is re-seeded and advanced past the draws already made
+/// (each fast draw consumes exactly one `u64`), so the library continues from the
+/// identical state. Tested draw for draw against the library.
+fn normals_into(seed: [u8; 32], x_tab: &[f64; 257], out: &mut [f64]) {
+    let mut rng = Xoshiro256pp::from_seed(seed);
+    for j in 0..out.len() {
+        let bits = rng.next_u64();
+        let i = (bits & 0xff) as usize;
+        // rand's `into_float_with_exponent(1)`: a value in [2, 4), minus 3 → [-1, 1).
+        let u = f64::from_bits((bits >> 12) | (1024u64 << 52)) - 3.0;
+        let x = u * x_tab[i];
+        if x.abs() < x_tab[i + 1] {
+            out[j] = x;
+            continue;
+        }
+        let mut rng = Xoshiro256pp::from_seed(seed);
+        for _ in 0..j {
+            rng.next_u64();
+        }
+        for o in &mut out[j..] {
+            *o = rng.sample(rand_distr::StandardNormal);
+        }
+        return;
+    }
+}
+
+/// `rand_distr`'s Ziggurat layer table for the standard normal (the `x` of each of the
+/// 256 layers, then 0), read out of the library itself once per process, so the fast
+/// path in [`normals_into`] is the library's to the bit, whatever version is linked.
+///
+/// How it is read: a scripted generator hands the sampler a first draw whose layer is `i`
+/// and whose uniform is exactly 0.5 (mantissa bits `0b11` then zeros: 3.5 − 3), and then
+/// uniforms just below 1 for the rare acceptance test. The sampler returns
+/// `0.5 · x[i]`, exact in binary floating point, so `x[i]` is twice the sample. (Layer 0
+/// is accepted on the fast path, as 0.5 · x[0] < x[1]; layer 255 through the acceptance
+/// test, as its density is above the layer's bottom.) The table's last entry is 0 by the
+/// algorithm's definition. [`tests::ziggurat_table_is_the_librarys`] checks the result.
+fn ziggurat_x() -> &'static [f64; 257] {
+    static TABLE: std::sync::OnceLock<[f64; 257]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        struct Scripted {
+            first: Option<u64>,
+        }
+        impl RngCore for Scripted {
+            fn next_u32(&mut self) -> u32 {
+                (self.next_u64() >> 32) as u32
+            }
+            fn next_u64(&mut self) -> u64 {
+                self.first.take().unwrap_or(u64::MAX)
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                dest.fill(0xff);
+            }
+        }
+        let half_mantissa = 3u64 << 50; // 1.75 · 2 = 3.5 in [2, 4)
+        let mut t = [0.0f64; 257];
+        for (i, x) in t.iter_mut().take(256).enumerate() {
+            let mut rng = Scripted {
+                first: Some((half_mantissa << 12) | i as u64),
+            };
+            let s: f64 = rng.sample(rand_distr::StandardNormal);
+            *x = 2.0 * s;
+        }
+        t
+    })
 }
 
 impl VectorKey<'_> {
@@ -273,6 +442,106 @@ mod tests {
         for n in 0..5 {
             assert_eq!(r.vector(n, false), honest_vector(&key(n)));
             assert_eq!(r.seed(n, false), key(n).seed());
+        }
+    }
+
+    /// The seed as SHA-256 of the whole message, the straightforward way.
+    fn seed_by_hasher(
+        model: &str,
+        block_hash: &str,
+        public_key: &str,
+        nonce: i64,
+        stronger: bool,
+    ) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        fn put(h: &mut Sha256, s: &str) {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        let mut h = Sha256::new();
+        put(&mut h, "mlnode-sim/poc-v2-vector/1");
+        put(&mut h, model);
+        h.update(128u32.to_le_bytes());
+        h.update(12u32.to_le_bytes());
+        put(&mut h, block_hash);
+        put(&mut h, public_key);
+        h.update(nonce.to_le_bytes());
+        h.update([u8::from(stronger)]);
+        h.finalize().into()
+    }
+
+    /// Every tail length (0..64 bytes after the round's full blocks), both the one- and
+    /// the two-block padding, several blocks of prefix: the midstate seed is SHA-256.
+    #[test]
+    fn seed_is_sha256_of_the_message_for_every_tail_length() {
+        for len in 0..200 {
+            let model = "m".repeat(len);
+            let r = Round::new(&model, 128, 12, "TEST_BLOCK", "test_pub_keys");
+            for (nonce, stronger) in [(0, false), (-1, true), (i64::MAX, false), (42, true)] {
+                let want = seed_by_hasher(&model, "TEST_BLOCK", "test_pub_keys", nonce, stronger);
+                assert_eq!(r.seed(nonce, stronger), want, "model length {len}, nonce {nonce}");
+            }
+        }
+    }
+
+    #[test]
+    fn ziggurat_table_is_the_librarys() {
+        let t = ziggurat_x();
+        // Marsaglia & Tsang's 256-layer normal table: x[0] = v / f(r), x[1] = r.
+        assert!((t[0] - 3.910_757_959_537_09).abs() < 1e-12, "{}", t[0]);
+        assert!((t[1] - 3.654_152_885_361_009).abs() < 1e-12, "{}", t[1]);
+        assert!(t.windows(2).all(|w| w[0] > w[1]), "layers shrink");
+        assert_eq!(t[256], 0.0);
+    }
+
+    /// The library, one draw after another: what [`normals_into`] must equal.
+    fn normals_by_library(seed: [u8; 32], k: usize) -> Vec<f64> {
+        let mut rng = Xoshiro256pp::from_seed(seed);
+        (0..k)
+            .map(|_| rng.sample(rand_distr::StandardNormal))
+            .collect()
+    }
+
+    /// Draw for draw against `rand_distr`, over enough vectors that the fallback (the
+    /// first rejected draw, ~1 % of draws, and the base strip's tail) is taken often.
+    #[test]
+    fn normals_equal_the_librarys_draw_for_draw() {
+        let round = key(0).round();
+        let mut fallbacks = 0;
+        for nonce in 0..20_000 {
+            let seed = round.seed(nonce, false);
+            for k in [1usize, 12, 64] {
+                let want = normals_by_library(seed, k);
+                let mut got = vec![0.0; k];
+                normals_into(seed, ziggurat_x(), &mut got);
+                let got_bits: Vec<u64> = got.iter().map(|x| x.to_bits()).collect();
+                let want_bits: Vec<u64> = want.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(got_bits, want_bits, "nonce {nonce}, k {k}");
+            }
+            // Count the vectors whose 64 draws include a rejection (the slow path).
+            let mut rng = Xoshiro256pp::from_seed(seed);
+            let t = ziggurat_x();
+            fallbacks += usize::from((0..64).any(|_| {
+                let bits = rng.next_u64();
+                let i = (bits & 0xff) as usize;
+                let u = f64::from_bits((bits >> 12) | (1024u64 << 52)) - 3.0;
+                (u * t[i]).abs() >= t[i + 1]
+            }));
+        }
+        assert!(fallbacks > 1000, "the fallback was taken {fallbacks} times");
+    }
+
+    #[test]
+    fn f16_values_are_the_vectors_components() {
+        for k_dim in [1u32, 7, 12, 64] {
+            let mut k = key(0);
+            k.k_dim = k_dim;
+            let r = k.round();
+            for n in 0..200 {
+                let mut out = [0.0f32; MAX_FAST_K];
+                assert_eq!(r.f16_values_into(n, false, &mut out), k_dim as usize);
+                assert_eq!(&out[..k_dim as usize], &r.vector(n, false).to_f32()[..]);
+            }
         }
     }
 
