@@ -668,6 +668,31 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
         py_ms.push(w);
         py_mb.push(r);
     }
+    // The floor under both walls: the node answering the same request, sent from this
+    // process over a warm connection (no process start, no client work but the send).
+    let body = json!({"block_hash": "BENCH_20K", "block_height": 100, "public_key": "bench_key",
+        "node_id": 0, "node_count": 1, "nonces": (0..n).collect::<Vec<_>>(),
+        "params": {"model": MODEL, "seq_len": 1024, "k_dim": 12}, "wait": true,
+        "validation": {"artifacts": reference["artifacts"]}});
+    let bytes = serde_json::to_vec(&body)?;
+    let http = reqwest::Client::new();
+    let mut node_ms = Vec::new();
+    for _ in 0..cli.runs.max(5) + 1 {
+        let t0 = Instant::now();
+        let v: Value = http
+            .post(format!("{url}{}", paths::POW_GENERATE))
+            .header("content-type", "application/json")
+            .body(bytes.clone())
+            .send()
+            .await?
+            .json()
+            .await?;
+        node_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if v["n_total"] != n || v["n_mismatch"] != 0 {
+            bail!("unexpected verdict at 20k vectors: {v}");
+        }
+    }
+    node_ms.remove(0); // the first one opened the connection
     let (om, pm) = (stats(ours_ms.clone()).0, stats(py_ms.clone()).0);
     let (or, pr) = (stats(ours_mb.clone()).0, stats(py_mb.clone()).0);
     let one = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
@@ -677,6 +702,15 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
             "ms",
             stats(ours_ms.clone()),
             "python3 + requests, same exchange",
+            stats(py_ms.clone()),
+            None,
+            Goal::TimesAtLeast(50.0),
+        ),
+        pair(
+            "... the node alone answering that request (in-process client): wall",
+            "ms",
+            stats(node_ms.clone()),
+            "python3 + requests",
             stats(py_ms.clone()),
             None,
             Goal::TimesAtLeast(50.0),

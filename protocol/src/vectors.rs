@@ -479,7 +479,11 @@ mod tests {
             let r = Round::new(&model, 128, 12, "TEST_BLOCK", "test_pub_keys");
             for (nonce, stronger) in [(0, false), (-1, true), (i64::MAX, false), (42, true)] {
                 let want = seed_by_hasher(&model, "TEST_BLOCK", "test_pub_keys", nonce, stronger);
-                assert_eq!(r.seed(nonce, stronger), want, "model length {len}, nonce {nonce}");
+                assert_eq!(
+                    r.seed(nonce, stronger),
+                    want,
+                    "model length {len}, nonce {nonce}"
+                );
             }
         }
     }

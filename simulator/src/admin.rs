@@ -122,17 +122,17 @@ pub(crate) async fn to_node(
     parts.uri = format!("/sim/v1/{rest}{query}")
         .parse()
         .map_err(|_| ApiError::unprocessable("invalid path"))?;
-    let app = parts
-        .extensions
-        .get::<crate::sim::AppRouter>()
-        .map(|r| r.0.clone())
+    let mut attached = crate::sim::Attached::of(&parts.extensions)
+        .cloned()
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "no router attached to this request",
             )
         })?;
-    parts.extensions.insert(peer.sim.clone());
+    let app = attached.router.clone();
+    attached.sim = Some(peer.sim.clone());
+    parts.extensions.insert(std::sync::Arc::new(attached));
     let resp = app
         .oneshot(Request::from_parts(parts, body))
         .await

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn;
 use axum::Router;
@@ -16,7 +15,7 @@ use crate::api::{
 };
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::sim::{AppRouter, Sim, SimOptions};
+use crate::sim::{Attached, Sim, SimOptions};
 
 /// The MLNode API for one node, with default serving options (no admin API).
 pub fn app(node: Arc<Node>) -> Router {
@@ -26,16 +25,22 @@ pub fn app(node: Arc<Node>) -> Router {
 /// The MLNode API for one served simulator (for `oneshot` tests and embedding): the
 /// process-wide [`shared`] router with `sim` attached to every request.
 pub fn router(sim: Arc<Sim>) -> Router {
-    shared()
-        .layer(axum::Extension(sim))
-        .layer(axum::Extension(AppRouter(shared())))
+    shared().layer(axum::Extension(attach(sim)))
+}
+
+/// What a `oneshot` request carries in place of a connection's attachment.
+fn attach(sim: Arc<Sim>) -> Arc<Attached> {
+    Arc::new(Attached {
+        sim: Some(sim),
+        router: shared(),
+        kill: None,
+        peer: None,
+    })
 }
 
 /// The inference port's router for one served simulator (see [`shared_inference`]).
 pub fn inference_port_router(sim: Arc<Sim>) -> Router {
-    shared_inference()
-        .layer(axum::Extension(sim))
-        .layer(axum::Extension(AppRouter(shared())))
+    shared_inference().layer(axum::Extension(attach(sim)))
 }
 
 /// The MLNode API of every node of this process: journal → transport faults → routes
@@ -63,8 +68,10 @@ pub fn shared() -> Router {
                 .method_not_allowed_fallback(|| async {
                     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
                 })
+                // No `DefaultBodyLimit` layer (one more extension per request): no
+                // handler uses axum's body extractors; `api::extract::body` applies the
+                // node's own limit.
                 .layer(from_fn(observe))
-                .layer(DefaultBodyLimit::disable())
         })
         .clone()
 }
@@ -92,7 +99,6 @@ pub fn shared_inference() -> Router {
                 .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
                 .layer(from_fn(observe))
                 .layer(axum::Extension(crate::port::Port::Inference))
-                .layer(DefaultBodyLimit::disable())
         })
         .clone()
 }

@@ -3,6 +3,7 @@
 //! Memory stays flat under any load: at most `capacity` entries, each with a path capped
 //! at [`MAX_PATH`] bytes. Capacity 0 turns it off.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -16,7 +17,8 @@ pub const DEFAULT_CAPACITY: usize = 1000;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Entry {
     pub seq: u64,
-    pub method: String,
+    /// The standard methods are static strings: no allocation per request.
+    pub method: Cow<'static, str>,
     pub path: String,
     pub status: u16,
     pub latency_ms: f64,
@@ -55,7 +57,7 @@ impl Journal {
     pub fn record(
         &self,
         method: &str,
-        path: &str,
+        path: impl Into<String>,
         status: u16,
         latency_ms: f64,
         request_bytes: u64,
@@ -63,15 +65,25 @@ impl Journal {
         if self.capacity == 0 {
             return;
         }
-        let mut path = path.to_owned();
+        let mut path = path.into();
         if path.len() > MAX_PATH {
             let mut cut = MAX_PATH;
             while !path.is_char_boundary(cut) {
                 cut -= 1;
             }
             path.truncate(cut);
+            path.shrink_to_fit();
         }
-        path.shrink_to_fit();
+        let method = match method {
+            "GET" => Cow::Borrowed("GET"),
+            "POST" => Cow::Borrowed("POST"),
+            "DELETE" => Cow::Borrowed("DELETE"),
+            "PUT" => Cow::Borrowed("PUT"),
+            "PATCH" => Cow::Borrowed("PATCH"),
+            "HEAD" => Cow::Borrowed("HEAD"),
+            "OPTIONS" => Cow::Borrowed("OPTIONS"),
+            other => Cow::Owned(other.to_owned()),
+        };
         let mut r = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let seq = r.next_seq;
         r.next_seq += 1;
@@ -80,7 +92,7 @@ impl Journal {
         }
         r.entries.push_back(Entry {
             seq,
-            method: method.to_owned(),
+            method,
             path,
             status,
             latency_ms,
@@ -118,7 +130,13 @@ impl Journal {
         r.entries.capacity() * std::mem::size_of::<Entry>()
             + r.entries
                 .iter()
-                .map(|e| e.path.capacity() + e.method.capacity())
+                .map(|e| {
+                    e.path.capacity()
+                        + match &e.method {
+                            Cow::Owned(m) => m.capacity(),
+                            Cow::Borrowed(_) => 0,
+                        }
+                })
                 .sum::<usize>()
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Our own accept loop (hyper-util) rather than `axum::serve`, for two reasons:
 //!
-//! * transport faults need the TCP connection: every request carries a
-//!   [`ConnKill`] that cuts its connection (RST or FIN-without-reply);
+//! * transport faults need the TCP connection: every request carries (in one
+//!   `sim::Attached` with the node, the router and the peer address) a [`ConnKill`]
+//!   that cuts its connection (RST or FIN-without-reply);
 //! * while the node is "down" (process-exit fault) the listener is closed and every
 //!   connection dropped, so clients get connection refused; the same address is bound
 //!   again when the node returns.
@@ -319,20 +320,15 @@ async fn connection(
     let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
         return;
     };
-    let peer = stream.peer_addr().ok();
     let (kill, kill_rx) = ConnKill::new();
-    let this = router.clone();
+    let attached = Arc::new(crate::sim::Attached {
+        sim,
+        router: router.clone(),
+        kill: Some(kill),
+        peer: stream.peer_addr().ok(),
+    });
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(kill.clone());
-        // The router itself, for handlers that dispatch to another node of the fleet.
-        req.extensions_mut()
-            .insert(crate::sim::AppRouter(this.clone()));
-        if let Some(s) = &sim {
-            req.extensions_mut().insert(s.clone());
-        }
-        if let Some(p) = peer {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(p));
-        }
+        req.extensions_mut().insert(attached.clone());
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -265,24 +265,54 @@ impl Sim {
     }
 }
 
-/// The router serving this request, attached by the serving loop: the admin API's
-/// `/sim/v1/nodes/{id}/...` dispatches through it to another node of the fleet.
+/// What the serving loop attaches to every request of a connection, as one extension:
+/// one allocation and one map entry per request (four separate extensions were a
+/// measurable share of `/pow/status`). [`crate::app::router`] attaches one for `oneshot`
+/// use, without a connection.
 #[derive(Clone)]
-pub struct AppRouter(pub axum::Router);
+pub struct Attached {
+    /// The served node (`None` on the record/replay server).
+    pub sim: Option<Arc<Sim>>,
+    /// The router serving this request: the admin API's `/sim/v1/nodes/{id}/...`
+    /// dispatches through it to another node of the fleet.
+    pub router: axum::Router,
+    /// Cuts this request's connection (transport faults).
+    pub kill: Option<transport::ConnKill>,
+    /// The client's address.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl Attached {
+    /// The attachment of a request, if any.
+    pub fn of(ext: &axum::http::Extensions) -> Option<&Attached> {
+        ext.get::<Arc<Attached>>().map(|a| &**a)
+    }
+
+    /// The client's address: the connection's, or an `axum::extract::ConnectInfo` a
+    /// test put into a `oneshot` request.
+    pub fn peer_of(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+        Self::of(ext).and_then(|a| a.peer).or_else(|| {
+            ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0)
+        })
+    }
+}
 
 /// The served simulator of this request. One router serves every node of a process:
-/// the serving loop puts the node's `Arc<Sim>` into each request's extensions (a router
+/// the serving loop puts the node's `Arc<Sim>` into each request's [`Attached`] (a router
 /// per node made a thousand route trees, and spreading load over them cost a third of the
 /// throughput), and this extractor takes it out.
 pub struct SimState(pub Arc<Sim>);
 
 fn sim_of(parts: &Parts) -> Result<Arc<Sim>, crate::error::ApiError> {
-    parts.extensions.get::<Arc<Sim>>().cloned().ok_or_else(|| {
-        crate::error::ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "no simulated node attached to this request",
-        )
-    })
+    Attached::of(&parts.extensions)
+        .and_then(|a| a.sim.clone())
+        .ok_or_else(|| {
+            crate::error::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "no simulated node attached to this request",
+            )
+        })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for SimState {

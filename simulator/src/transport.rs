@@ -9,8 +9,9 @@
 //!
 //! Latencies are in simulated milliseconds (scaled by the node's clock like every other
 //! duration) and never block other requests. Reset and empty reply need the TCP
-//! connection itself: [`ConnKill`] is put into every request by the accept loop in
-//! `lib.rs`, and firing it cuts the connection (RST, or FIN with no bytes).
+//! connection itself: the serving loop (`serve.rs`) attaches a [`ConnKill`] to every
+//! request (in `sim::Attached`), the middleware hands it to [`apply`], and firing it cuts
+//! the connection (RST, or FIN with no bytes).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -411,7 +412,13 @@ impl ConnKill {
 /// Apply the faults in `faults` to one request (called from the router's single
 /// middleware); `clock` scales the latencies. Fault data and its application meet here
 /// without this module knowing the served state.
-pub async fn apply(faults: &Faults, clock: SimClock, req: Request, next: Next) -> Response {
+pub async fn apply(
+    faults: &Faults,
+    clock: SimClock,
+    kill: Option<&ConnKill>,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     if path.starts_with("/sim/v1/") {
         return next.run(req).await; // the admin API must stay reachable to clear faults
@@ -430,7 +437,7 @@ pub async fn apply(faults: &Faults, clock: SimClock, req: Request, next: Next) -
             } else {
                 Cut::Empty
             };
-            match req.extensions().get::<ConnKill>() {
+            match kill {
                 Some(k) if k.fire(cut) => std::future::pending().await,
                 // No connection to cut (e.g. `oneshot` in tests): the closest HTTP answer.
                 _ => (

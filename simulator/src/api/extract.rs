@@ -78,9 +78,8 @@ const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The request body, up to the attached node's `body_limit_bytes` (413 past it, as the
 /// node's proxy answers; the router itself has no limit, one router serving every node).
 pub async fn body(req: Request) -> Result<Bytes, ApiError> {
-    let limit = req
-        .extensions()
-        .get::<std::sync::Arc<crate::sim::Sim>>()
+    let limit = crate::sim::Attached::of(req.extensions())
+        .and_then(|a| a.sim.as_ref())
         .map_or(DEFAULT_BODY_LIMIT, |s| s.node().cfg.body_limit_bytes);
     let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
     let declared = req

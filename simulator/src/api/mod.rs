@@ -84,7 +84,7 @@ pub(crate) async fn observe(SimState(sim): SimState, req: Request, next: Next) -
     count(&sim, port, endpoint.as_ref(), &method, &resp);
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     sim.journal
-        .record(method.as_str(), &path, resp.status().as_u16(), ms, bytes);
+        .record(method.as_str(), path, resp.status().as_u16(), ms, bytes);
     resp
 }
 
@@ -108,10 +108,14 @@ fn count(
 /// connection.
 async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
     use futures_util::FutureExt;
-    let path = req.uri().path().to_owned();
+    // Named only if a handler panics; the clone shares the request's bytes.
+    let uri = req.uri().clone();
+    let attached = req.extensions().get::<Arc<crate::sim::Attached>>().cloned();
+    let kill = attached.as_ref().and_then(|a| a.kill.as_ref());
     let mut resp = match std::panic::AssertUnwindSafe(crate::transport::apply(
         &sim.transport,
         sim.node().clock,
+        kill,
         req,
         next,
     ))
@@ -121,7 +125,8 @@ async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
         Ok(resp) => resp,
         Err(p) => {
             let msg = crate::sim::panic_message(&*p);
-            sim.node().record_internal_error(&path, &msg);
+            let path = uri.path();
+            sim.node().record_internal_error(path, &msg);
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("internal error while handling {path}: {msg}"),
@@ -135,12 +140,15 @@ async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
     node.wake();
     // Tell clients the clock: a validator pointed at this node learns the scale.
     resp.headers_mut()
-        .insert(TIME_SCALE_HEADER, node.scale_header.clone());
+        .insert(TIME_SCALE, node.scale_header.clone());
     resp
 }
 
 /// The header on every answer that says the simulated clock's scale.
 pub const TIME_SCALE_HEADER: &str = "x-sim-time-scale";
+
+/// [`TIME_SCALE_HEADER`] as a ready header name (not parsed again per response).
+const TIME_SCALE: axum::http::HeaderName = axum::http::HeaderName::from_static(TIME_SCALE_HEADER);
 
 #[cfg(test)]
 mod tests {
@@ -166,7 +174,12 @@ mod tests {
             )
             .route("/ok", axum::routing::get(|| async { "ok" }))
             .layer(from_fn(observe))
-            .layer(axum::Extension(sim));
+            .layer(axum::Extension(Arc::new(crate::sim::Attached {
+                sim: Some(sim),
+                router: Router::new(),
+                kill: None,
+                peer: None,
+            })));
         let req = |p: &str| {
             Request::builder()
                 .uri(p)

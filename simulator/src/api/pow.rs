@@ -5,7 +5,6 @@ use mlnode_protocol::paths;
 use std::net::SocketAddr;
 
 use crate::api::extract::PathParam;
-use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,11 +40,25 @@ pub(crate) async fn init_generate(
     Ok(Json(node.pow_init(&req)?))
 }
 
+/// Handler argument: the client's address, if known ([`crate::sim::Attached::peer_of`]).
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(crate::sim::Attached::peer_of(&parts.extensions)))
+    }
+}
+
 /// The sink takes loopback clients only: a callback from elsewhere is refused.
-fn loopback_only(peer: Option<&ConnectInfo<SocketAddr>>) -> Result<(), ApiError> {
+fn loopback_only(peer: Option<SocketAddr>) -> Result<(), ApiError> {
     match peer {
-        Some(ConnectInfo(a)) if a.ip().is_loopback() => Ok(()),
-        Some(ConnectInfo(a)) => Err(ApiError::new(
+        Some(a) if a.ip().is_loopback() => Ok(()),
+        Some(a) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
                 "the local sink accepts loopback clients only (got {})",
@@ -66,11 +79,11 @@ fn loopback_only(peer: Option<&ConnectInfo<SocketAddr>>) -> Result<(), ApiError>
         (status = 403, description = "Not a loopback client", body = ErrorBody), (status = 422, description = "Request schema violation (FastAPI/pydantic list of errors)", body = ErrorBody)))]
 pub(crate) async fn sink_receive(
     Current(node): Current,
-    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Peer(peer): Peer,
     PathParam(path): PathParam<String>,
     Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    loopback_only(peer.as_ref().map(|e| &e.0))?;
+    loopback_only(peer)?;
     node.sink_receive(&path, &serde_json::Value::Object(body));
     Ok(Json(serde_json::json!({"status": "OK"})))
 }
@@ -80,9 +93,9 @@ pub(crate) async fn sink_receive(
         (status = 403, description = "Not a loopback client", body = ErrorBody)))]
 pub(crate) async fn sink_summary(
     Current(node): Current,
-    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Peer(peer): Peer,
 ) -> Result<Json<crate::node::SinkSummary>, ApiError> {
-    loopback_only(peer.as_ref().map(|e| &e.0))?;
+    loopback_only(peer)?;
     Ok(Json(node.sink_summary()))
 }
 

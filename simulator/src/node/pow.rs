@@ -174,46 +174,53 @@ impl Node {
 
     /// [`Node::pow_status_json`] at a given simulated time (for tests).
     pub fn pow_status_json_at(&self, now: f64) -> Vec<u8> {
-        use std::fmt::Write as _;
         let mut g = self.lock();
         self.advance(&mut g, now);
-        let healthy = Self::healthy(&g, now);
-        let mut statuses = Vec::with_capacity(healthy.len());
-        let mut body = String::with_capacity(160 + 320 * healthy.len());
-        body.push_str("\"backends\":[");
-        if let Some(runner) = g.runner.as_ref() {
-            for (n, &idx) in healthy.iter().enumerate() {
-                let r = &runner.replicas[idx];
-                if n > 0 {
-                    body.push(',');
-                }
-                if !r.alive(now) {
-                    statuses.push("ERROR");
-                    let _ = write!(body, "{{\"port\":{},\"status\":\"ERROR\",\"config\":null,\"stats\":null,\"detail\":\"{CONNECT_ERROR}\"}}", r.port);
-                } else if let Some(m) = &r.mining {
-                    statuses.push("GENERATING");
-                    let st = m.stats(now);
-                    let rate = serde_json::to_string(&st.nonces_per_second)
-                        .unwrap_or_else(|_| "0.0".into());
-                    let _ = write!(
-                        body,
-                        "{{\"port\":{},\"status\":\"GENERATING\",\"config\":{},\"stats\":{{\"total_processed\":{},\"nonces_per_second\":{rate}}}}}",
-                        r.port, m.config_json, st.total_processed
-                    );
-                } else {
-                    statuses.push("IDLE");
-                    let _ = write!(
-                        body,
-                        "{{\"port\":{},\"status\":\"IDLE\",\"config\":null,\"stats\":null}}",
-                        r.port
-                    );
-                }
+        let replicas = g.runner.as_ref().map_or(&[][..], |r| &r.replicas[..]);
+        let healthy = || replicas.iter().filter(|r| r.healthy(now));
+        // The aggregate first (it leads the object), from the same states as the list.
+        let agg = AggregateStatus::of(healthy().map(|r| {
+            if !r.alive(now) {
+                "ERROR"
+            } else if r.mining.is_some() {
+                "GENERATING"
+            } else {
+                "IDLE"
+            }
+        }));
+        // One buffer, no intermediate strings and no `fmt` machinery (numbers go through
+        // serde_json's integer and float writers); writes into a Vec cannot fail.
+        let mut out = Vec::with_capacity(64 + 320 * replicas.len());
+        out.extend_from_slice(b"{\"status\":");
+        let _ = serde_json::to_writer(&mut out, &agg);
+        out.extend_from_slice(b",\"backends\":[");
+        for (n, r) in healthy().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"port\":");
+            let _ = serde_json::to_writer(&mut out, &r.port);
+            if !r.alive(now) {
+                out.extend_from_slice(
+                    b",\"status\":\"ERROR\",\"config\":null,\"stats\":null,\"detail\":\"",
+                );
+                out.extend_from_slice(CONNECT_ERROR.as_bytes());
+                out.extend_from_slice(b"\"}");
+            } else if let Some(m) = &r.mining {
+                let st = m.stats(now);
+                out.extend_from_slice(b",\"status\":\"GENERATING\",\"config\":");
+                out.extend_from_slice(m.config_json.as_bytes());
+                out.extend_from_slice(b",\"stats\":{\"total_processed\":");
+                let _ = serde_json::to_writer(&mut out, &st.total_processed);
+                out.extend_from_slice(b",\"nonces_per_second\":");
+                let _ = serde_json::to_writer(&mut out, &st.nonces_per_second);
+                out.extend_from_slice(b"}}");
+            } else {
+                out.extend_from_slice(b",\"status\":\"IDLE\",\"config\":null,\"stats\":null}");
             }
         }
-        body.push_str("]}");
-        let agg = serde_json::to_string(&AggregateStatus::of(statuses.iter().copied()))
-            .unwrap_or_default();
-        format!("{{\"status\":{agg},{body}").into_bytes()
+        out.extend_from_slice(b"]}");
+        out
     }
 
     /// `POST /api/v1/inference/pow/stop`.

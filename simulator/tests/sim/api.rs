@@ -538,6 +538,12 @@ async fn body_limit_is_413_json() {
     assert!(v["detail"].is_string());
     // Still up.
     assert_eq!(c.get("/api/v1/state").await.0, 200);
+    // The default limit is the node's (64 MiB), not axum's 2 MB: a 3 MB body reaches the
+    // parser (and, being only whitespace, is a 422, not a 413).
+    let h = start(cfg()).await;
+    let c = C::new(&h);
+    let (code, _) = c.raw("/api/v1/models/status", vec![b' '; 3 << 20]).await;
+    assert_eq!(code, 422);
 }
 
 #[tokio::test]
