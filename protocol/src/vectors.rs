@@ -14,7 +14,7 @@
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::digest::generic_array::{typenum::U64, GenericArray};
 
-use crate::codec::{Vector, MAX_FAST_K};
+use crate::codec::Vector;
 
 /// Everything a vector depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,28 +133,9 @@ impl Round {
     /// a ChaCha20 refill would make 256 bytes to use 96), and normals come from the
     /// Ziggurat method (table lookups, no trigonometry on the fast path).
     pub fn unit_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f64]) {
-        self.unit_from_seed(self.seed(nonce, stronger_rng), out);
-    }
-
-    fn unit_from_seed(&self, seed: [u8; 32], out: &mut [f64]) {
         let out = &mut out[..self.k_dim];
-        normals_into(seed, self.zig, out);
+        normals_into(self.seed(nonce, stronger_rng), self.zig, out);
         normalise(out);
-    }
-
-    /// The honest vector as the exact f32 values of its f16 components, into
-    /// `out[..k_dim]` (`k_dim` at most [`MAX_FAST_K`]): what [`Round::vector`] encodes,
-    /// without the `Vector` (see [`crate::codec::round_f32_to_f16`]).
-    pub fn f16_values_into(&self, nonce: i64, stronger_rng: bool, out: &mut [f32]) -> usize {
-        self.f16_values_from_seed(self.seed(nonce, stronger_rng), out)
-    }
-
-    fn f16_values_from_seed(&self, seed: [u8; 32], out: &mut [f32]) -> usize {
-        let k = self.k_dim.min(MAX_FAST_K).min(out.len());
-        let mut unit = [0.0f64; MAX_FAST_K];
-        self.unit_from_seed(seed, &mut unit[..self.k_dim.min(MAX_FAST_K)]);
-        round_to_f16_values(&unit[..k], &mut out[..k]);
-        k
     }
 
     /// The honest vector, rounded to f16.
@@ -408,6 +389,7 @@ pub fn random_unit(k_dim: usize, rng: &mut impl Rng) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::MAX_FAST_K;
     use crate::mismatch::l2_distance;
     use rand_chacha::ChaCha20Rng;
 
@@ -542,9 +524,12 @@ mod tests {
             k.k_dim = k_dim;
             let r = k.round();
             for n in 0..200 {
+                let k = k_dim as usize;
+                let mut unit = [0.0f64; MAX_FAST_K];
+                r.unit_into(n, false, &mut unit);
                 let mut out = [0.0f32; MAX_FAST_K];
-                assert_eq!(r.f16_values_into(n, false, &mut out), k_dim as usize);
-                assert_eq!(&out[..k_dim as usize], &r.vector(n, false).to_f32()[..]);
+                round_to_f16_values(&unit[..k], &mut out[..k]);
+                assert_eq!(&out[..k], &r.vector(n, false).to_f32()[..]);
             }
         }
     }

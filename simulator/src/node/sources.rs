@@ -187,10 +187,6 @@ impl VectorSource<'_> {
     /// The same vector as exact f32 values of its f16 components, with no allocation on
     /// the honest path. Returns the length.
     pub fn fill_f32(&self, index: usize, nonce: i64, out: &mut [f32]) -> Option<usize> {
-        if self.node.cfg.faults.mismatch.is_empty() && self.refs.is_empty() {
-            // The honest path of an unrecorded round: no rule can move it.
-            return Some(self.round.f16_values_into(nonce, self.stronger_rng, out));
-        }
         let mut unit = [0.0f64; mlnode_protocol::codec::MAX_FAST_K];
         Some(match self.own(index, nonce, &mut unit) {
             Own::Exact(v) => {
