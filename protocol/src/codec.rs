@@ -141,42 +141,41 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
 /// simulator's per-component cost of rounding its own vectors.
 #[inline]
 pub fn round_f32_to_f16(x: f32) -> f32 {
-    let a = x.abs();
-    if a < 65504.0 {
-        if a >= f32::from_bits(0x3880_0000) {
-            // f16's normal range: keep 10 of f32's 23 mantissa bits, rounding to nearest
-            // even on bit 13 (a carry into the exponent is the right answer).
-            let b = x.to_bits();
-            f32::from_bits((b + 0x0fff + ((b >> 13) & 1)) & !0x1fff)
-        } else {
-            // f16's subnormals are the multiples of 2⁻²⁴, which is the spacing of f32 in
-            // [0.5, 1): the addition rounds there (to nearest even), the subtraction is exact.
-            ((a + 0.5) - 0.5).copysign(x)
-        }
+    if x.abs() < 65504.0 {
+        round_in_f16_range(x)
     } else {
         round_f32_to_f16_rare(x)
     }
 }
 
-/// [`round_f32_to_f16`] over a slice, in place, written branch-free so the compiler
-/// can vectorise it (both ranges computed, one selected), with the rare values
-/// (65504 and beyond, NaN) sent to the scalar function first.
+/// [`round_f32_to_f16`] for `|x| < 65504`, branch-free (both ranges computed, one
+/// selected) so that a loop over it vectorises.
+#[inline]
+fn round_in_f16_range(x: f32) -> f32 {
+    let a = x.abs();
+    // f16's normal range: keep 10 of f32's 23 mantissa bits, rounding to nearest even on
+    // bit 13 (a carry into the exponent is the right answer).
+    let b = x.to_bits();
+    let normal = f32::from_bits((b + 0x0fff + ((b >> 13) & 1)) & !0x1fff);
+    // f16's subnormals are the multiples of 2⁻²⁴, which is the spacing of f32 in
+    // [0.5, 1): the addition rounds there (to nearest even), the subtraction is exact.
+    let subnormal = ((a + 0.5) - 0.5).copysign(x);
+    if a >= f32::from_bits(0x3880_0000) {
+        normal
+    } else {
+        subnormal
+    }
+}
+
+/// [`round_f32_to_f16`] over a slice, in place: one range check for the whole slice,
+/// then the branch-free rounding per value (the rare values — 65504 and beyond, NaN —
+/// send the slice through the scalar function).
 pub fn round_f32_to_f16_slice(xs: &mut [f32]) {
     let in_range = xs.iter().fold(true, |ok, x| ok & (x.abs() < 65504.0));
-    if !in_range {
+    if in_range {
+        xs.iter_mut().for_each(|x| *x = round_in_f16_range(*x));
+    } else {
         xs.iter_mut().for_each(|x| *x = round_f32_to_f16(*x));
-        return;
-    }
-    for x in xs {
-        let a = x.abs();
-        let b = x.to_bits();
-        let normal = f32::from_bits((b + 0x0fff + ((b >> 13) & 1)) & !0x1fff);
-        let subnormal = ((a + 0.5) - 0.5).copysign(*x);
-        *x = if a >= f32::from_bits(0x3880_0000) {
-            normal
-        } else {
-            subnormal
-        };
     }
 }
 

@@ -29,7 +29,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// What a `oneshot` request carries in place of a connection's attachment.
-fn attach(sim: Arc<Sim>) -> Arc<Attached> {
+pub(crate) fn attach(sim: Arc<Sim>) -> Arc<Attached> {
     Arc::new(Attached {
         sim: Some(sim),
         router: shared(),

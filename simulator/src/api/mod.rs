@@ -174,12 +174,7 @@ mod tests {
             )
             .route("/ok", axum::routing::get(|| async { "ok" }))
             .layer(from_fn(observe))
-            .layer(axum::Extension(Arc::new(crate::sim::Attached {
-                sim: Some(sim),
-                router: Router::new(),
-                kill: None,
-                peer: None,
-            })));
+            .layer(axum::Extension(crate::app::attach(sim)));
         let req = |p: &str| {
             Request::builder()
                 .uri(p)
