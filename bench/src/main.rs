@@ -517,55 +517,138 @@ async fn bench_validation(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
 
 async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     let model = "MiniMaxAI/MiniMax-M2.7";
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../artifacts/minimaxai-minimax-m2.7.json")
+        .canonicalize()
+        .context("the shipped MiniMax reference")?;
+    let reference = reference.to_str().context("path")?;
+    let py_path = tmp.join("client.py");
+    std::fs::write(&py_path, PY_CLIENT)?;
     // The node answers at once: this measures the validator's own cost.
     let cfg = scenario_file(tmp, "validator", &format!("name = \"bench-validator\"\n[node]\ndeployed_model = \"{model}\"\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
     let sim = start(sim_cmd(&cfg)?)?;
+    let url = format!("http://{}", sim.addr);
     let validate = bin("mlnode-validate")?;
-    let (mut walls, mut rss) = (Vec::new(), Vec::new());
+    let python = Path::new("/usr/bin/env");
+    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Alternating, so a slow moment of the machine hits both sides.
     for i in 0..cli.runs.max(5) {
         let exp = tmp.join(format!("exp{i}"));
-        let mut c = if Path::new("/usr/bin/time").exists() {
-            let mut c = Command::new("/usr/bin/time");
-            c.arg("-v").arg(&validate);
-            c
-        } else {
-            Command::new(&validate)
-        };
-        c.args([
-            "--mlnode-url",
-            &format!("http://{}", sim.addr),
-            "--model",
-            model,
-            "--skip-download",
-            "--skip-deploy",
-            "--skip-throughput",
-            "--exp-dir",
-        ])
-        .arg(&exp);
-        let t0 = Instant::now();
-        let o = c.output()?;
-        walls.push(t0.elapsed().as_secs_f64() * 1000.0);
-        if o.status.code() != Some(0) {
-            bail!("validator failed: {}", String::from_utf8_lossy(&o.stdout));
+        let (w, r, code, out) = timed(
+            &validate,
+            &[
+                "--mlnode-url",
+                &url,
+                "--model",
+                model,
+                "--reference",
+                reference,
+                "--skip-download",
+                "--skip-deploy",
+                "--skip-throughput",
+                "--progress",
+                "never",
+                "--exp-dir",
+                exp.to_str().context("path")?,
+            ],
+        )?;
+        if code != 0 {
+            bail!("validator failed (exit {code}): {out}");
         }
-        let err = String::from_utf8_lossy(&o.stderr);
-        if let Some(kb) = err.lines().find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        }) {
-            rss.push(kb.trim().parse::<f64>()? / 1024.0);
+        ours_ms.push(w);
+        ours_mb.push(r);
+        let (w, r, code, out) = timed(
+            python,
+            &[
+                "python3",
+                py_path.to_str().context("path")?,
+                &url,
+                reference,
+            ],
+        )?;
+        if code != 0 || out.trim() != "0" {
+            bail!("python client exited {code}: {out}");
         }
+        py_ms.push(w);
+        py_mb.push(r);
     }
-    let mut out = vec![show(
-        "4. validate-only run, 200-vector MiniMax reference: wall",
-        "ms",
-        stats(walls),
-    )];
-    if !rss.is_empty() {
-        out.push(show("4. validate-only run: peak RSS", "MB", stats(rss)));
-    }
+    let mut out =
+        vec![
+        pair(
+            "`mlnode-validate` validate-only, 200-vector MiniMax reference, zero-delay node: wall",
+            "ms",
+            stats(ours_ms.clone()),
+            "python3 + requests, same exchange",
+            stats(py_ms.clone()),
+            None,
+            Goal::TimesAtLeast(50.0),
+        ),
+        pair(
+            "... peak RSS",
+            "MB",
+            stats(ours_mb.clone()),
+            "python3 + requests",
+            stats(py_mb.clone()),
+            None,
+            Goal::TimesAtLeast(5.0),
+        ),
+        show(
+            "4. validate-only run, 200-vector MiniMax reference: wall",
+            "ms",
+            stats(ours_ms),
+        ),
+        show("4. validate-only run: peak RSS", "MB", stats(ours_mb)),
+        show("4. baseline: python3 + requests, same exchange: wall", "ms", stats(py_ms)),
+        show("4. baseline: python3 + requests: peak RSS", "MB", stats(py_mb)),
+    ];
+    out.extend(process_floors(cli, &validate)?);
     out.extend(bench_validator_20k(cli, tmp).await?);
     Ok(out)
+}
+
+/// What each side pays before any work: `mlnode-validate --version` (exec, dynamic
+/// loading, the runtime, argument parsing) against `python3 -c "import requests"`. The
+/// run's ratios cannot beat these; the difference between a floor and its run is the
+/// run's own work.
+fn process_floors(cli: &Cli, validate: &Path) -> anyhow::Result<Vec<Value>> {
+    let python = Path::new("/usr/bin/env");
+    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..cli.runs.max(5) {
+        let (w, r, code, _) = timed(validate, &["--version"])?;
+        if code != 0 {
+            bail!("mlnode-validate --version exited {code}");
+        }
+        ours_ms.push(w);
+        ours_mb.push(r);
+        let (w, r, code, _) = timed(python, &["python3", "-c", "import requests"])?;
+        if code != 0 {
+            bail!("python3 -c 'import requests' exited {code}");
+        }
+        py_ms.push(w);
+        py_mb.push(r);
+    }
+    Ok(vec![
+        pair(
+            "... the floors: `mlnode-validate --version`: wall",
+            "ms",
+            stats(ours_ms),
+            "`python3 -c \"import requests\"`",
+            stats(py_ms),
+            None,
+            Goal::TimesAtLeast(50.0),
+        ),
+        pair(
+            "... the floors: peak RSS",
+            "MB",
+            stats(ours_mb),
+            "`python3 -c \"import requests\"`",
+            stats(py_mb),
+            None,
+            Goal::TimesAtLeast(5.0),
+        ),
+    ])
 }
 
 /// A program under `/usr/bin/time -v`: (wall ms, peak RSS MB, exit code, stdout).
@@ -620,7 +703,6 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
     let ref_path = tmp.join("bench-20k.json");
     std::fs::write(&ref_path, serde_json::to_string(&reference)?)?;
     let py_path = tmp.join("client.py");
-    std::fs::write(&py_path, PY_CLIENT)?;
     let cfg = scenario_file(tmp, "validator20k", &format!("name = \"bench-validator-20k\"\n[node]\ndeployed_model = \"{MODEL}\"\nreference_backed = false\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
     let sim = start(sim_cmd(&cfg)?)?;
     let url = format!("http://{}", sim.addr);
@@ -698,7 +780,7 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
     let one = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
     Ok(vec![
         pair(
-            "`mlnode-validate` validate-only, 20,000 vectors, zero-delay node: wall",
+            "`mlnode-validate` validate-only, 20,000 vectors (generated reference), zero-delay node: wall",
             "ms",
             stats(ours_ms.clone()),
             "python3 + requests, same exchange",

@@ -199,6 +199,11 @@ impl Client {
         &self.base
     }
 
+    /// The HTTP client behind every call (its connection pool is the run's).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// One request; `body` is JSON already encoded (a request is serialized once,
     /// straight from its type: a 20,000-vector validation never becomes a `Value` tree).
     async fn send(

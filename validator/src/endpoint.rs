@@ -170,15 +170,17 @@ pub async fn connect(
 ) -> Result<Connected, ConnectError> {
     let Some(scenario) = scenario_of(url) else {
         let base = parse_url_arg(url).map_err(ConnectError::Url)?;
+        let mut client = Client::new(&base, SimClock::new(1.0));
         let (scale, source) = match time_scale {
             Some(s) => (s, ScaleSource::Cli),
-            None => match learn_scale(&base).await {
+            None => match learn_scale(&client).await {
                 Some(s) => (s, ScaleSource::Node),
                 None => (1.0, ScaleSource::Default),
             },
         };
+        client.clock = SimClock::new(scale);
         return Ok(Connected {
-            client: Client::new(&base, SimClock::new(scale)),
+            client,
             embedded_url: None,
             scale_source: source,
         });
@@ -187,15 +189,13 @@ pub async fn connect(
 }
 
 /// One quick `GET /health`: an `mlnode-sim` says its time scale in a header; a real node
-/// says nothing (or is down: the phases will say so with the cause).
-async fn learn_scale(base: &str) -> Option<f64> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+/// says nothing (or is down: the phases will say so with the cause). Sent through the
+/// run's own client, so the connection it opens is the one the phases reuse.
+async fn learn_scale(client: &Client) -> Option<f64> {
+    let resp = client
+        .http()
+        .get(format!("{}{}", client.base(), paths::HEALTH))
         .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let resp = http
-        .get(format!("{base}{}", paths::HEALTH))
         .send()
         .await
         .ok()?;

@@ -248,3 +248,58 @@ async fn all_references_skip_what_is_not_a_regular_file() {
         .unwrap()
         .contains("did you mean 'Qwen/Qwen3-32B-FP8'"));
 }
+
+/// Without `--time-scale`, the scale is learnt from the node's `x-sim-time-scale` header,
+/// through the run's own client: the probe's connection is the one the phases reuse, so a
+/// validate-only run (probe, `up/status`, the validation) opens exactly one. Counted by a
+/// TCP relay in front of the node.
+#[tokio::test]
+async fn the_scale_is_learnt_from_the_node_over_the_runs_one_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let h = spawn_sim(deployed()).await;
+    let node_addr = h.url().trim_start_matches("http://").to_owned();
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_url = format!("http://{}", relay.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = relay.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let addr = node_addr.clone();
+            tokio::spawn(async move {
+                let mut node = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    use clap::Parser;
+    let args = mlnode_validator::ValidateArgs::try_parse_from([
+        "mlnode-validate",
+        "--mlnode-url",
+        &relay_url,
+        "--model",
+        QWEN,
+        "--exp-dir",
+        &dir.path().display().to_string(),
+        "--artifacts-dir",
+        &artifacts().display().to_string(),
+        "--skip-download",
+        "--skip-deploy",
+        "--skip-throughput",
+    ])
+    .unwrap();
+    let (console, buf) = mlnode_validator::console::Console::buffer();
+    let out = mlnode_validator::run(args, console, std::future::pending()).await;
+    let text = buf.lock().unwrap().clone();
+    assert_eq!(out.exit_code, 0, "{text}");
+    let rep = report_json(&out);
+    assert_eq!(
+        rep["clock"]["time_scale_source"], "node",
+        "{}",
+        rep["clock"]
+    );
+    assert_eq!(rep["clock"]["time_scale"], SCALE.parse::<f64>().unwrap());
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{text}");
+}
