@@ -7,11 +7,10 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::middleware::from_fn;
 use axum::Router;
 
 use crate::api::{
-    inference, inference_port_health, models, node, observe, openai, pow, replica_versions,
+    inference, inference_port_health, models, node, openai, pow, replica_versions, Observe,
 };
 use crate::error::ApiError;
 use crate::node::Node;
@@ -44,7 +43,7 @@ pub fn inference_port_router(sim: Arc<Sim>) -> Router {
 }
 
 /// The MLNode API of every node of this process: journal → transport faults → routes
-/// (one middleware, `observe`), and `/sim/v1/*` (answering 404 on a node without
+/// (one middleware, [`Observe`]), and `/sim/v1/*` (answering 404 on a node without
 /// `--admin`; never subject to transport faults). Built once: the serving loop attaches
 /// each connection's node (`Arc<Sim>`) to its requests, so a thousand nodes share one
 /// route tree instead of each walking its own. Body limits are the node's own, applied
@@ -71,7 +70,7 @@ pub fn shared() -> Router {
                 // No `DefaultBodyLimit` layer (one more extension per request): no
                 // handler uses axum's body extractors; `api::extract::body` applies the
                 // node's own limit.
-                .layer(from_fn(observe))
+                .layer(Observe)
         })
         .clone()
 }
@@ -97,7 +96,7 @@ pub fn shared_inference() -> Router {
                 )
                 .merge(openai::routes())
                 .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
-                .layer(from_fn(observe))
+                .layer(Observe)
                 .layer(axum::Extension(crate::port::Port::Inference))
         })
         .clone()

@@ -304,8 +304,10 @@ impl Attached {
 /// throughput), and this extractor takes it out.
 pub struct SimState(pub Arc<Sim>);
 
-fn sim_of(parts: &Parts) -> Result<Arc<Sim>, crate::error::ApiError> {
-    Attached::of(&parts.extensions)
+/// The node attached to a request (a 500 if none is: a router used without the serving
+/// loop or [`crate::app::router`]).
+pub(crate) fn sim_of(ext: &axum::http::Extensions) -> Result<Arc<Sim>, crate::error::ApiError> {
+    Attached::of(ext)
         .and_then(|a| a.sim.clone())
         .ok_or_else(|| {
             crate::error::ApiError::new(
@@ -319,7 +321,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SimState {
     type Rejection = crate::error::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        sim_of(parts).map(SimState)
+        sim_of(&parts.extensions).map(SimState)
     }
 }
 
@@ -330,7 +332,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Current {
     type Rejection = crate::error::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        sim_of(parts).map(|s| Current(s.node()))
+        sim_of(&parts.extensions).map(|s| Current(s.node()))
     }
 }
 

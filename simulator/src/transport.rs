@@ -19,7 +19,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -27,6 +26,29 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::clock::SimClock;
+
+/// What the middleware calls on: the matched route (any infallible request service).
+pub trait Route:
+    tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Send + 'static
+{
+}
+
+impl<S> Route for S where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Send
+        + 'static
+{
+}
+
+/// The route, called once.
+struct Next<S>(S);
+
+impl<S: Route> Next<S> {
+    async fn run(self, req: Request) -> Response {
+        use tower::ServiceExt;
+        self.0.oneshot(req).await.unwrap_or_else(|e| match e {})
+    }
+}
 
 /// A latency law in simulated milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -417,8 +439,9 @@ pub async fn apply(
     clock: SimClock,
     kill: Option<&ConnKill>,
     req: Request,
-    next: Next,
+    next: impl Route,
 ) -> Response {
+    let next = Next(next);
     let path = req.uri().path();
     if path.starts_with("/sim/v1/") {
         return next.run(req).await; // the admin API must stay reachable to clear faults

@@ -27,11 +27,14 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::task::Poll;
+
+pub(crate) use crate::transport::Route;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::sim::{Sim, SimState};
+use crate::sim::Sim;
 
 /// vLLM's own `/health`: an empty 200.
 #[utoipa::path(get, path = "/health", tag = "inference-port",
@@ -54,9 +57,51 @@ pub(crate) async fn replica_versions(crate::sim::Current(node): crate::sim::Curr
     }
 }
 
-/// The one middleware: transport faults inside, the journal around them (one layer, not
-/// two: every layer costs a boxed future and a service clone per request).
-pub(crate) async fn observe(SimState(sim): SimState, req: Request, next: Next) -> Response {
+/// The one middleware, as a tower layer over every route: transport faults inside, the
+/// journal and the request counters around them (one layer, not two: every layer costs
+/// a boxed future and a service clone per request). Written as a `Layer` rather than
+/// `axum::middleware::from_fn`, which per request also boxes a `Next` around the route
+/// and takes the request apart for its extractors.
+#[derive(Clone, Copy)]
+pub(crate) struct Observe;
+
+impl<S> tower::Layer<S> for Observe {
+    type Service = Observed<S>;
+    fn layer(&self, inner: S) -> Observed<S> {
+        Observed(inner)
+    }
+}
+
+/// A route behind [`Observe`].
+#[derive(Clone)]
+pub(crate) struct Observed<S>(S);
+
+impl<S> tower::Service<Request> for Observed<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready goes with the request; its clone stays.
+        let ready = self.0.clone();
+        let ready = std::mem::replace(&mut self.0, ready);
+        Box::pin(async move { Ok(observe(req, ready).await) })
+    }
+}
+
+async fn observe<S: Route>(req: Request, next: S) -> Response {
+    let sim = match crate::sim::sim_of(req.extensions()) {
+        Ok(sim) => sim,
+        Err(e) => return e.into_response(),
+    };
     let endpoint = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -106,7 +151,7 @@ fn count(
 /// Transport faults and the routes, with a panic in a handler turned into a JSON 500 and
 /// recorded on the node (which then reports itself unhealthy) instead of a dropped
 /// connection.
-async fn guarded(sim: &Arc<Sim>, req: Request, next: Next) -> Response {
+async fn guarded(sim: &Arc<Sim>, req: Request, next: impl Route) -> Response {
     use futures_util::FutureExt;
     // Named only if a handler panics; the clone shares the request's bytes.
     let uri = req.uri().clone();
@@ -154,7 +199,6 @@ const TIME_SCALE: axum::http::HeaderName = axum::http::HeaderName::from_static(T
 mod tests {
     use super::*;
     use crate::sim::SimOptions;
-    use axum::middleware::from_fn;
     use axum::Router;
     use tower::ServiceExt;
 
@@ -173,7 +217,7 @@ mod tests {
                 }),
             )
             .route("/ok", axum::routing::get(|| async { "ok" }))
-            .layer(from_fn(observe))
+            .layer(Observe)
             .layer(axum::Extension(crate::app::attach(sim)));
         let req = |p: &str| {
             Request::builder()
@@ -192,5 +236,22 @@ mod tests {
         assert!(node.health().status == "unhealthy");
         let resp = app.oneshot(req("/ok")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// The shared router used without the serving loop or `app::router` (no node
+    /// attached): a JSON 500 that says so, from the middleware, not a panic.
+    #[tokio::test]
+    async fn a_request_without_a_node_is_a_json_500() {
+        let req = Request::builder()
+            .uri(mlnode_protocol::paths::POW_STATUS)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = crate::app::shared().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["detail"], "no simulated node attached to this request");
     }
 }
