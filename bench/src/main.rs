@@ -1041,14 +1041,18 @@ fn serve_blocking(app: axum::Router) -> anyhow::Result<()> {
 
 /// The validation baseline: what any server answering `POST .../pow/generate` with a
 /// verdict must do at least — parse the same body into the same wire type, decode every
-/// vector, one f16 L2 per artifact against a precomputed vector, the binomial test, the
-/// same JSON answer — and nothing of the simulator (no node state, no reference lookup,
-/// no vector generation, no journal, no middleware).
+/// vector and take one f16 L2 against a precomputed vector (through the same
+/// allocation-free `judge_b64_f32` the simulator uses, so the two differ only in what the
+/// simulator adds), the binomial test, the same JSON answer — and nothing of the
+/// simulator (no node state, no reference lookup, no vector generation, no journal, no
+/// middleware).
 fn minimal_artifact_app() -> axum::Router {
     use mlnode_protocol::wire::{GenerateRequest, ValidationResult};
-    use mlnode_protocol::Vector;
-    let expected =
-        Arc::new(Round::new(MODEL, 1024, 12, "BENCH_BLOCK", "bench_key").vector(0, false));
+    let expected = Arc::new(
+        Round::new(MODEL, 1024, 12, "BENCH_BLOCK", "bench_key")
+            .vector(0, false)
+            .to_f32(),
+    );
     axum::Router::new().route(
         paths::POW_GENERATE,
         axum::routing::post(move |body: axum::body::Bytes| {
@@ -1068,16 +1072,14 @@ fn minimal_artifact_app() -> axum::Router {
                     o.fraud_threshold.unwrap_or(d.fraud_threshold),
                 );
                 let arts = req.validation.map(|v| v.artifacts).unwrap_or_default();
-                // The distance is computed and kept (black_box) but, against one vector
-                // for all nonces, not judged: a mismatch is an undecodable vector only,
+                // The outcome is computed and kept (black_box) but, against one vector
+                // for all nonces, not counted: a mismatch is an undecodable vector only,
                 // so the answer is the simulator's (every artifact matches).
                 let mut mismatch = Vec::new();
                 for (nonce, b64) in arts.iter() {
-                    match Vector::decode(b64, 12) {
-                        Ok(v) => {
-                            std::hint::black_box(mlnode_protocol::mismatch::l2_distance(
-                                &expected, &v,
-                            ));
+                    match mlnode_protocol::mismatch::judge_b64_f32(&expected, b64, 0.2) {
+                        Ok(outcome) => {
+                            std::hint::black_box(outcome);
                         }
                         Err(_) => mismatch.push(nonce),
                     }
