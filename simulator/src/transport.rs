@@ -40,14 +40,10 @@ impl<S> Route for S where
 {
 }
 
-/// The route, called once.
-struct Next<S>(S);
-
-impl<S: Route> Next<S> {
-    async fn run(self, req: Request) -> Response {
-        use tower::ServiceExt;
-        self.0.oneshot(req).await.unwrap_or_else(|e| match e {})
-    }
+/// Call the route once.
+async fn run(route: impl Route, req: Request) -> Response {
+    use tower::ServiceExt;
+    route.oneshot(req).await.unwrap_or_else(|e| match e {})
 }
 
 /// A latency law in simulated milliseconds.
@@ -441,18 +437,17 @@ pub async fn apply(
     req: Request,
     next: impl Route,
 ) -> Response {
-    let next = Next(next);
     let path = req.uri().path();
     if path.starts_with("/sim/v1/") {
-        return next.run(req).await; // the admin API must stay reachable to clear faults
+        return run(next, req).await; // the admin API must stay reachable to clear faults
     }
     let Some((kind, ms)) = faults.decide(path) else {
-        return next.run(req).await;
+        return run(next, req).await;
     };
     match kind {
         FaultKind::Latency { .. } => {
             clock.sleep(ms / 1000.0).await;
-            next.run(req).await
+            run(next, req).await
         }
         FaultKind::Reset | FaultKind::Empty => {
             let cut = if kind == FaultKind::Reset {
@@ -480,7 +475,7 @@ pub async fn apply(
         )
             .into_response(),
         FaultKind::Truncate => {
-            let resp = next.run(req).await;
+            let resp = run(next, req).await;
             let (mut parts, body) = resp.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await
@@ -493,7 +488,7 @@ pub async fn apply(
             Response::from_parts(parts, Body::from(half))
         }
         FaultKind::Garbage => {
-            let resp = next.run(req).await;
+            let resp = run(next, req).await;
             let (mut parts, body) = resp.into_parts();
             let n = axum::body::to_bytes(body, usize::MAX)
                 .await
@@ -510,7 +505,7 @@ pub async fn apply(
             chunk_bytes,
             interval_ms,
         } => {
-            let resp = next.run(req).await;
+            let resp = run(next, req).await;
             let (mut parts, body) = resp.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await

@@ -22,19 +22,18 @@ pub mod node;
 pub mod openai;
 pub mod pow;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use std::convert::Infallible;
-use std::task::Poll;
-
-pub(crate) use crate::transport::Route;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::sim::Sim;
+use crate::transport::Route;
 
 /// vLLM's own `/health`: an empty 200.
 #[utoipa::path(get, path = "/health", tag = "inference-port",
@@ -76,9 +75,8 @@ impl<S> tower::Layer<S> for Observe {
 #[derive(Clone)]
 pub(crate) struct Observed<S>(S);
 
-impl<S> tower::Service<Request> for Observed<S>
+impl<S: Route + Clone> tower::Service<Request> for Observed<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
