@@ -521,58 +521,13 @@ async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
         .join("../artifacts/minimaxai-minimax-m2.7.json")
         .canonicalize()
         .context("the shipped MiniMax reference")?;
-    let reference = reference.to_str().context("path")?;
-    let py_path = tmp.join("client.py");
-    std::fs::write(&py_path, PY_CLIENT)?;
     // The node answers at once: this measures the validator's own cost.
     let cfg = scenario_file(tmp, "validator", &format!("name = \"bench-validator\"\n[node]\ndeployed_model = \"{model}\"\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
     let sim = start(sim_cmd(&cfg)?)?;
     let url = format!("http://{}", sim.addr);
     let validate = bin("mlnode-validate")?;
-    let python = Path::new("/usr/bin/env");
-    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // Alternating, so a slow moment of the machine hits both sides.
-    for i in 0..cli.runs.max(5) {
-        let exp = tmp.join(format!("exp{i}"));
-        let (w, r, code, out) = timed(
-            &validate,
-            &[
-                "--mlnode-url",
-                &url,
-                "--model",
-                model,
-                "--reference",
-                reference,
-                "--skip-download",
-                "--skip-deploy",
-                "--skip-throughput",
-                "--progress",
-                "never",
-                "--exp-dir",
-                exp.to_str().context("path")?,
-            ],
-        )?;
-        if code != 0 {
-            bail!("validator failed (exit {code}): {out}");
-        }
-        ours_ms.push(w);
-        ours_mb.push(r);
-        let (w, r, code, out) = timed(
-            python,
-            &[
-                "python3",
-                py_path.to_str().context("path")?,
-                &url,
-                reference,
-            ],
-        )?;
-        if code != 0 || out.trim() != "0" {
-            bail!("python client exited {code}: {out}");
-        }
-        py_ms.push(w);
-        py_mb.push(r);
-    }
+    let [ours_ms, ours_mb, py_ms, py_mb] =
+        against_python(cli, tmp, "200", &validate, &url, model, &reference)?;
     let mut out =
         vec![
         pair(
@@ -604,6 +559,61 @@ async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     ];
     out.extend(process_floors(cli, &validate)?);
     out.extend(bench_validator_20k(cli, tmp).await?);
+    Ok(out)
+}
+
+/// `mlnode-validate` validate-only with `reference` against `python3` + `requests` doing
+/// the same exchange ([`PY_CLIENT`]), alternating so that a slow moment of the machine hits
+/// both sides: walls (ms) and peak RSS (MB), ours then python's.
+fn against_python(
+    cli: &Cli,
+    tmp: &Path,
+    tag: &str,
+    validate: &Path,
+    url: &str,
+    model: &str,
+    reference: &Path,
+) -> anyhow::Result<[Vec<f64>; 4]> {
+    let reference = reference.to_str().context("path")?;
+    let py_path = tmp.join("client.py");
+    std::fs::write(&py_path, PY_CLIENT)?;
+    let python = Path::new("/usr/bin/env");
+    let mut out: [Vec<f64>; 4] = Default::default();
+    for i in 0..cli.runs.max(5) {
+        let exp = tmp.join(format!("exp-{tag}-{i}"));
+        let (w, r, code, text) = timed(
+            validate,
+            &[
+                "--mlnode-url",
+                url,
+                "--model",
+                model,
+                "--reference",
+                reference,
+                "--skip-download",
+                "--skip-deploy",
+                "--skip-throughput",
+                "--progress",
+                "never",
+                "--exp-dir",
+                exp.to_str().context("path")?,
+            ],
+        )?;
+        if code != 0 {
+            bail!("mlnode-validate ({tag}) exited {code}: {text}");
+        }
+        out[0].push(w);
+        out[1].push(r);
+        let (w, r, code, text) = timed(
+            python,
+            &["python3", py_path.to_str().context("path")?, url, reference],
+        )?;
+        if code != 0 || text.trim() != "0" {
+            bail!("python client ({tag}) exited {code}: {text}");
+        }
+        out[2].push(w);
+        out[3].push(r);
+    }
     Ok(out)
 }
 
@@ -702,54 +712,12 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
         "artifacts": (0..n).map(|i| json!({"nonce": i, "vector_b64": round.vector(i, false).encode()})).collect::<Vec<_>>()});
     let ref_path = tmp.join("bench-20k.json");
     std::fs::write(&ref_path, serde_json::to_string(&reference)?)?;
-    let py_path = tmp.join("client.py");
     let cfg = scenario_file(tmp, "validator20k", &format!("name = \"bench-validator-20k\"\n[node]\ndeployed_model = \"{MODEL}\"\nreference_backed = false\n[faults]\ngenerate_delay_seconds = 0.0\n"))?;
     let sim = start(sim_cmd(&cfg)?)?;
     let url = format!("http://{}", sim.addr);
     let validate = bin("mlnode-validate")?;
-    let python = Path::new("/usr/bin/env");
-    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..cli.runs.max(5) {
-        let exp = tmp.join(format!("exp20k-{i}"));
-        let (w, r, code, out) = timed(
-            &validate,
-            &[
-                "--mlnode-url",
-                &url,
-                "--model",
-                MODEL,
-                "--reference",
-                ref_path.to_str().context("path")?,
-                "--skip-download",
-                "--skip-deploy",
-                "--skip-throughput",
-                "--progress",
-                "never",
-                "--exp-dir",
-                exp.to_str().context("path")?,
-            ],
-        )?;
-        if code != 0 {
-            bail!("validator at 20k vectors exited {code}: {out}");
-        }
-        ours_ms.push(w);
-        ours_mb.push(r);
-        let (w, r, code, out) = timed(
-            python,
-            &[
-                "python3",
-                py_path.to_str().context("path")?,
-                &url,
-                ref_path.to_str().context("path")?,
-            ],
-        )?;
-        if code != 0 || out.trim() != "0" {
-            bail!("python client exited {code}: {out}");
-        }
-        py_ms.push(w);
-        py_mb.push(r);
-    }
+    let [ours_ms, ours_mb, py_ms, py_mb] =
+        against_python(cli, tmp, "20k", &validate, &url, MODEL, &ref_path)?;
     // The floor under both walls: the node answering the same request, sent from this
     // process over a warm connection (no process start, no client work but the send).
     let body = json!({"block_hash": "BENCH_20K", "block_height": 100, "public_key": "bench_key",
