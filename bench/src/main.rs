@@ -526,37 +526,32 @@ async fn bench_validator(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     let sim = start(sim_cmd(&cfg)?)?;
     let url = format!("http://{}", sim.addr);
     let validate = bin("mlnode-validate")?;
-    let [ours_ms, ours_mb, py_ms, py_mb] =
-        against_python(cli, tmp, "200", &validate, &url, model, &reference)?;
-    let mut out =
-        vec![
-        pair(
-            "`mlnode-validate` validate-only, 200-vector MiniMax reference, zero-delay node: wall",
-            "ms",
-            stats(ours_ms.clone()),
-            "python3 + requests, same exchange",
-            stats(py_ms.clone()),
-            None,
-            Goal::TimesAtLeast(50.0),
-        ),
-        pair(
-            "... peak RSS",
-            "MB",
-            stats(ours_mb.clone()),
-            "python3 + requests",
-            stats(py_mb.clone()),
-            None,
-            Goal::TimesAtLeast(5.0),
-        ),
+    let runs = against_python(cli, tmp, "200", &validate, &url, model, &reference)?;
+    let mut out = Vec::from(wall_and_rss(
+        "`mlnode-validate` validate-only, 200-vector MiniMax reference, zero-delay node: wall",
+        "... peak RSS",
+        "python3 + requests, same exchange",
+        &runs,
+    ));
+    let [ours_ms, ours_mb, py_ms, py_mb] = runs;
+    out.extend([
         show(
             "4. validate-only run, 200-vector MiniMax reference: wall",
             "ms",
             stats(ours_ms),
         ),
         show("4. validate-only run: peak RSS", "MB", stats(ours_mb)),
-        show("4. baseline: python3 + requests, same exchange: wall", "ms", stats(py_ms)),
-        show("4. baseline: python3 + requests: peak RSS", "MB", stats(py_mb)),
-    ];
+        show(
+            "4. baseline: python3 + requests, same exchange: wall",
+            "ms",
+            stats(py_ms),
+        ),
+        show(
+            "4. baseline: python3 + requests: peak RSS",
+            "MB",
+            stats(py_mb),
+        ),
+    ]);
     out.extend(process_floors(cli, &validate)?);
     out.extend(bench_validator_20k(cli, tmp).await?);
     Ok(out)
@@ -623,42 +618,54 @@ fn against_python(
 /// run's own work.
 fn process_floors(cli: &Cli, validate: &Path) -> anyhow::Result<Vec<Value>> {
     let python = Path::new("/usr/bin/env");
-    let (mut ours_ms, mut ours_mb, mut py_ms, mut py_mb) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut runs: [Vec<f64>; 4] = Default::default();
     for _ in 0..cli.runs.max(5) {
         let (w, r, code, _) = timed(validate, &["--version"])?;
         if code != 0 {
             bail!("mlnode-validate --version exited {code}");
         }
-        ours_ms.push(w);
-        ours_mb.push(r);
+        runs[0].push(w);
+        runs[1].push(r);
         let (w, r, code, _) = timed(python, &["python3", "-c", "import requests"])?;
         if code != 0 {
             bail!("python3 -c 'import requests' exited {code}");
         }
-        py_ms.push(w);
-        py_mb.push(r);
+        runs[2].push(w);
+        runs[3].push(r);
     }
-    Ok(vec![
+    Ok(Vec::from(wall_and_rss(
+        "... the floors: `mlnode-validate --version`: wall",
+        "... the floors: peak RSS",
+        "`python3 -c \"import requests\"`",
+        &runs,
+    )))
+}
+
+/// The two rows of one ours-against-python comparison, from [`against_python`]'s order
+/// (our walls, our peak RSS, python's walls, python's peak RSS): the wall (target 50×
+/// less) and the peak RSS (target 5× less).
+fn wall_and_rss(wall: &str, rss: &str, baseline: &str, runs: &[Vec<f64>; 4]) -> [Value; 2] {
+    let [ours_ms, ours_mb, py_ms, py_mb] = runs;
+    [
         pair(
-            "... the floors: `mlnode-validate --version`: wall",
+            wall,
             "ms",
-            stats(ours_ms),
-            "`python3 -c \"import requests\"`",
-            stats(py_ms),
+            stats(ours_ms.clone()),
+            baseline,
+            stats(py_ms.clone()),
             None,
             Goal::TimesAtLeast(50.0),
         ),
         pair(
-            "... the floors: peak RSS",
+            rss,
             "MB",
-            stats(ours_mb),
-            "`python3 -c \"import requests\"`",
-            stats(py_mb),
+            stats(ours_mb.clone()),
+            baseline,
+            stats(py_mb.clone()),
             None,
             Goal::TimesAtLeast(5.0),
         ),
-    ])
+    ]
 }
 
 /// A program under `/usr/bin/time -v`: (wall ms, peak RSS MB, exit code, stdout).
@@ -716,8 +723,7 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
     let sim = start(sim_cmd(&cfg)?)?;
     let url = format!("http://{}", sim.addr);
     let validate = bin("mlnode-validate")?;
-    let [ours_ms, ours_mb, py_ms, py_mb] =
-        against_python(cli, tmp, "20k", &validate, &url, MODEL, &ref_path)?;
+    let runs = against_python(cli, tmp, "20k", &validate, &url, MODEL, &ref_path)?;
     // The floor under both walls: the node answering the same request, sent from this
     // process over a warm connection (no process start, no client work but the send).
     let body = json!({"block_hash": "BENCH_20K", "block_height": 100, "public_key": "bench_key",
@@ -743,19 +749,18 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
         }
     }
     node_ms.remove(0); // the first one opened the connection
+    let [wall, rss] = wall_and_rss(
+        "`mlnode-validate` validate-only, 20,000 vectors (generated reference), zero-delay node: wall",
+        "... peak RSS",
+        "python3 + requests, same exchange",
+        &runs,
+    );
+    let [ours_ms, ours_mb, py_ms, py_mb] = runs;
     let (om, pm) = (stats(ours_ms.clone()).0, stats(py_ms.clone()).0);
     let (or, pr) = (stats(ours_mb.clone()).0, stats(py_mb.clone()).0);
     let one = |name: &str, unit: &str, x: f64| show(name, unit, (x, x, x));
     Ok(vec![
-        pair(
-            "`mlnode-validate` validate-only, 20,000 vectors (generated reference), zero-delay node: wall",
-            "ms",
-            stats(ours_ms.clone()),
-            "python3 + requests, same exchange",
-            stats(py_ms.clone()),
-            None,
-            Goal::TimesAtLeast(50.0),
-        ),
+        wall,
         pair(
             "... the node alone answering that request (in-process client): wall",
             "ms",
@@ -765,15 +770,7 @@ async fn bench_validator_20k(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>
             None,
             Goal::TimesAtLeast(50.0),
         ),
-        pair(
-            "... peak RSS",
-            "MB",
-            stats(ours_mb.clone()),
-            "python3 + requests",
-            stats(py_mb.clone()),
-            None,
-            Goal::TimesAtLeast(5.0),
-        ),
+        rss,
         pair(
             "... peak RSS against the absolute target",
             "MB",
