@@ -274,25 +274,13 @@ async fn the_scale_is_learnt_from_the_node_over_the_runs_one_connection() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    use clap::Parser;
-    let args = mlnode_validator::ValidateArgs::try_parse_from([
-        "mlnode-validate",
-        "--mlnode-url",
+    let args = unscaled_args(
         &relay_url,
-        "--model",
         QWEN,
-        "--exp-dir",
-        &dir.path().display().to_string(),
-        "--artifacts-dir",
-        &artifacts().display().to_string(),
-        "--skip-download",
-        "--skip-deploy",
-        "--skip-throughput",
-    ])
-    .unwrap();
-    let (console, buf) = mlnode_validator::console::Console::buffer();
-    let out = mlnode_validator::run(args, console, std::future::pending()).await;
-    let text = buf.lock().unwrap().clone();
+        dir.path(),
+        &["--skip-download", "--skip-deploy", "--skip-throughput"],
+    );
+    let (out, text) = run_with(args, std::future::pending()).await;
     assert_eq!(out.exit_code, 0, "{text}");
     let rep = report_json(&out);
     assert_eq!(

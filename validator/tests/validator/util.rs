@@ -17,6 +17,13 @@ pub fn artifacts() -> PathBuf {
 }
 
 pub fn args(url: &str, model: &str, dir: &Path, extra: &[&str]) -> ValidateArgs {
+    let mut with_scale = vec!["--time-scale", SCALE];
+    with_scale.extend_from_slice(extra);
+    unscaled_args(url, model, dir, &with_scale)
+}
+
+/// [`args`] without `--time-scale`: the run learns the scale from the node.
+pub fn unscaled_args(url: &str, model: &str, dir: &Path, extra: &[&str]) -> ValidateArgs {
     let mut v: Vec<String> = vec![
         "mlnode-validate".into(),
         "--mlnode-url".into(),
@@ -25,8 +32,6 @@ pub fn args(url: &str, model: &str, dir: &Path, extra: &[&str]) -> ValidateArgs 
         model.into(),
         "--exp-dir".into(),
         dir.display().to_string(),
-        "--time-scale".into(),
-        SCALE.into(),
         "--artifacts-dir".into(),
         artifacts().display().to_string(),
     ];
@@ -53,8 +58,17 @@ pub async fn validate_in(
     extra: &[&str],
     cancel: impl std::future::Future<Output = Signal>,
 ) -> (Outcome, String) {
+    run_with(args(url, model, dir, extra), cancel).await
+}
+
+/// A run of `args` through the library, cancelled when `cancel` resolves: outcome and
+/// transcript.
+pub async fn run_with(
+    args: ValidateArgs,
+    cancel: impl std::future::Future<Output = Signal>,
+) -> (Outcome, String) {
     let (console, buf) = Console::buffer();
-    let out = run(args(url, model, dir, extra), console, cancel).await;
+    let out = run(args, console, cancel).await;
     let text = buf.lock().unwrap().clone();
     (out, text)
 }
