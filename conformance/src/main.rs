@@ -39,6 +39,11 @@ struct Cli {
     /// Skipped checks fail the run (exit 1): a CI gate that wants every check to run.
     #[arg(long)]
     strict: bool,
+    /// Bearer token, CA bundle and client certificate: check a node the way the network
+    /// node reaches it (behind a gateway, over TLS/mTLS). A version segment goes in the
+    /// URL: `--mlnode-url http://host:8080/v3.0.8`.
+    #[command(flatten)]
+    access: mlnode_validator::access::Access,
 }
 
 #[tokio::main]
@@ -58,14 +63,21 @@ async fn run(cli: Cli) -> i32 {
         .as_deref()
         .map_or(Deploy::ExpectedModel, Deploy::Model);
     // The client keeps an embedded node alive for the run.
-    let client =
-        match endpoint::connect(&cli.mlnode_url, cli.time_scale, &artifacts_dir, deploy).await {
-            Ok(c) => c.client,
-            Err(e) => {
-                eprintln!("ERROR: {e}");
-                return 2;
-            }
-        };
+    let client = match endpoint::connect(
+        &cli.mlnode_url,
+        cli.time_scale,
+        &artifacts_dir,
+        deploy,
+        &cli.access,
+    )
+    .await
+    {
+        Ok(c) => c.client,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return 2;
+        }
+    };
     let target = match Target::resolve(
         client,
         cli.model.clone(),

@@ -18,6 +18,7 @@
 //! | [`partition`] | the frozen nonce partition across nodes and replicas | mlnode-api §6.2 |
 //! | [`vectors`] | deterministic stand-in vectors and distance-exact perturbation | mlnode-api §7.1 |
 //! | [`verdict`] | validate a request's artifacts against computed vectors | mlnode-api §7.2 |
+//! | [`vllm_args`] | vLLM args → tensor/pipeline parallel size and replicas, newest and shipped rules | network-node §3.6 |
 
 pub mod artifact;
 pub mod codec;
@@ -30,6 +31,7 @@ pub mod safe_id;
 pub mod stat_test;
 pub mod vectors;
 pub mod verdict;
+pub mod vllm_args;
 pub mod wire;
 
 pub use artifact::{Reference, ReferenceError};

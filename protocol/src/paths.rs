@@ -42,3 +42,10 @@ pub const GPU_DRIVER: &str = "/api/v1/gpu/driver";
 pub const HEALTH: &str = "/health";
 pub const LIVEZ: &str = "/livez";
 pub const READYZ: &str = "/readyz";
+
+/// The encrypted-inference identity (network-node §3.1).
+pub const ENCRYPTED_IDENTITY: &str = "/api/v1/encrypted/identity";
+/// HPKE-sealed chat completions (network-node §3.2).
+pub const ENCRYPTED_CHAT: &str = "/api/v1/encrypted/chat/completions";
+/// Text embeddings for the network node's semantic cache (network-node §3.3).
+pub const EMBED: &str = "/api/v1/embed";

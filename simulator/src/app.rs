@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::Router;
 
 use crate::api::{
-    inference, inference_port_health, models, node, openai, pow, replica_versions, Observe,
+    encrypted, inference, inference_port_health, models, node, openai, pow, replica_versions,
+    Observe,
 };
 use crate::error::ApiError;
 use crate::node::Node;
@@ -24,7 +25,15 @@ pub fn app(node: Arc<Node>) -> Router {
 /// The MLNode API for one served simulator (for `oneshot` tests and embedding): the
 /// process-wide [`shared`] router with `sim` attached to every request.
 pub fn router(sim: Arc<Sim>) -> Router {
-    shared().layer(axum::Extension(attach(sim)))
+    with_gateway(shared()).layer(axum::Extension(attach(sim)))
+}
+
+/// `router` behind the version-prefix stripping the serving loop applies before routing
+/// (`serve::dispatch`), for `oneshot` use.
+fn with_gateway(router: Router) -> Router {
+    Router::new().fallback_service(tower::service_fn(move |req| {
+        crate::serve::dispatch(router.clone(), req)
+    }))
 }
 
 /// What a `oneshot` request carries in place of a connection's attachment.
@@ -39,7 +48,7 @@ pub(crate) fn attach(sim: Arc<Sim>) -> Arc<Attached> {
 
 /// The inference port's router for one served simulator (see [`shared_inference`]).
 pub fn inference_port_router(sim: Arc<Sim>) -> Router {
-    shared_inference().layer(axum::Extension(attach(sim)))
+    with_gateway(shared_inference()).layer(axum::Extension(attach(sim)))
 }
 
 /// The MLNode API of every node of this process: journal → transport faults → routes
@@ -58,6 +67,7 @@ pub fn shared() -> Router {
                 .merge(pow::routes())
                 .merge(node::routes())
                 .merge(openai::routes())
+                .merge(encrypted::routes())
                 .merge(crate::admin::routes())
                 .route(
                     mlnode_protocol::paths::OPENAPI,

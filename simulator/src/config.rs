@@ -48,6 +48,13 @@ pub struct NodeConfig {
     pub time_scale: f64,
     /// Serve golden references' own vectors for the nonces they cover.
     pub reference_backed: bool,
+    /// How the node reads tensor/pipeline parallel sizes from the vLLM args (and so its
+    /// replica count): `newest` (aliases, `--x=v`, `_` folded, last wins) or `shipped`
+    /// (the 3.0.x images: exact token, first occurrence).
+    pub arg_rule: mlnode_protocol::vllm_args::ArgRule,
+    /// Serve an encrypted-inference identity (a deterministic X25519 key from the seed)
+    /// instead of the 503 of a node without a key provider.
+    pub encrypted_identity: bool,
     /// Set from the scenario's `[faults]` table, not from `[node]`.
     #[serde(skip)]
     pub faults: Faults,
@@ -72,6 +79,8 @@ impl Default for NodeConfig {
             body_limit_bytes: 64 * 1024 * 1024,
             time_scale: 1.0,
             reference_backed: true,
+            arg_rule: mlnode_protocol::vllm_args::ArgRule::Newest,
+            encrypted_identity: false,
             faults: Faults::default(),
         }
     }

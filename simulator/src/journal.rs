@@ -23,6 +23,10 @@ pub struct Entry {
     pub status: u16,
     pub latency_ms: f64,
     pub request_bytes: u64,
+    /// The version segment the client put before the route (`v3.0.8` of
+    /// `/v3.0.8/api/v1/state`); `path` is the path as sent, prefix included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug)]
@@ -62,6 +66,19 @@ impl Journal {
         latency_ms: f64,
         request_bytes: u64,
     ) {
+        self.record_versioned(method, path, None, status, latency_ms, request_bytes);
+    }
+
+    /// [`Journal::record`] of a request that came with a version segment.
+    pub fn record_versioned(
+        &self,
+        method: &str,
+        path: impl Into<String>,
+        version: Option<&str>,
+        status: u16,
+        latency_ms: f64,
+        request_bytes: u64,
+    ) {
         if self.capacity == 0 {
             return;
         }
@@ -97,6 +114,7 @@ impl Journal {
             status,
             latency_ms,
             request_bytes,
+            version: version.map(str::to_owned),
         });
     }
 

@@ -27,8 +27,12 @@
 //! | [`inventory`] | the served nodes in the operators' node-config format (`--inventory-out`) |
 //! | [`fixtures`] | shipped profiles, catalogue, scenarios and references (compiled in) |
 //! | [`session`] | record a node through a proxy (`mlnode-sim record`), replay the session (`--replay DIR`) |
+//! | `gateway` | what stands in front of a real node: the version prefix nginx strips, a gateway's bearer token, the inference port's no-backend 503 |
+//! | `test_pki` | (feature `test-pki`) throw-away CA, server and client certificates for TLS tests |
+//! | [`tls`] | TLS and mTLS on both ports (rustls) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
 //! | [`clock`] | (re-export of `mlnode-support`) the scaled clock shared with the validator |
+//! | [`encrypted`] | the encrypted-inference envelope: X25519 identity, HPKE open/seal, replay store |
 //! | [`error`] | the FastAPI `{"detail": ...}` error response |
 //!
 //! Embedding: [`build_node`] + [`spawn`] start a node on `127.0.0.1:0` in-process.
@@ -39,9 +43,11 @@ pub mod app;
 pub mod callbacks;
 pub mod config;
 pub mod deviation;
+pub mod encrypted;
 pub mod error;
 pub mod fixtures;
 pub mod fleet;
+pub(crate) mod gateway;
 pub mod inventory;
 pub mod journal;
 pub mod metrics;
@@ -53,6 +59,9 @@ pub mod replica;
 pub mod serve;
 pub mod session;
 pub mod sim;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+pub mod tls;
 pub mod transport;
 
 use std::net::SocketAddr;

@@ -80,6 +80,41 @@ struct Cli {
     /// Seconds a client has to send a complete request head.
     #[arg(long, default_value_t = 10.0)]
     header_read_timeout: f64,
+    /// The node's own version (`version` in /api/v1/state, /api/v1/versions and
+    /// metrics). Clients may put any one version segment before a route
+    /// (`/v3.0.8/api/v1/state`): it is stripped as the host's nginx does.
+    #[arg(long, value_name = "VERSION")]
+    node_version: Option<String>,
+    /// How the node reads tensor/pipeline parallel sizes from vLLM args: `newest`
+    /// (aliases -tp/-pp, --x=v, _ folded, the last wins) or `shipped` (the 3.0.x images:
+    /// exact token, first occurrence). Decides the replica count of a deploy.
+    #[arg(long, value_enum)]
+    arg_rule: Option<ArgRuleFlag>,
+    /// Serve GET /api/v1/encrypted/identity with a deterministic X25519 key (from the
+    /// seed) and open HPKE envelopes on /api/v1/encrypted/chat/completions; without
+    /// it both answer 503 as a node without a key provider does.
+    #[arg(long)]
+    encrypted_identity: bool,
+    /// Require `Authorization: Bearer TOKEN` on every route (401 JSON otherwise), as the
+    /// gateway of a managed endpoint does (the MLNode itself checks none); /readyz is the
+    /// health probe clients use in that mode. /sim/v1/* keeps --admin-token. Never printed.
+    #[arg(
+        long,
+        env = "MLNODE_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    auth_token: Option<String>,
+    /// Serve TLS on both ports with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// mTLS: clients must present a certificate signed by this PEM CA bundle (a client
+    /// without one, or with a foreign one, is refused at the handshake).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Colour in logs: auto (terminal and no NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -150,6 +185,21 @@ enum Command {
 enum DocPort {
     Poc,
     Inference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ArgRuleFlag {
+    Newest,
+    Shipped,
+}
+
+impl From<ArgRuleFlag> for mlnode_protocol::vllm_args::ArgRule {
+    fn from(r: ArgRuleFlag) -> Self {
+        match r {
+            ArgRuleFlag::Newest => Self::Newest,
+            ArgRuleFlag::Shipped => Self::Shipped,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -320,6 +370,27 @@ async fn run() -> anyhow::Result<()> {
     if cli.no_reference_backed {
         cfg.reference_backed = false;
     }
+    if let Some(v) = &cli.node_version {
+        cfg.version.clone_from(v);
+    }
+    if let Some(r) = cli.arg_rule {
+        cfg.arg_rule = r.into();
+    }
+    if cli.encrypted_identity {
+        cfg.encrypted_identity = true;
+    }
+    if cli.auth_token.as_deref() == Some("") {
+        anyhow::bail!("--auth-token (or MLNODE_AUTH_TOKEN) is empty: give a token, or leave it unset for no auth");
+    }
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(mlnode_sim::tls::acceptor(&mlnode_sim::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: cli.tls_client_ca.clone(),
+        })?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let refs_dir = cli
         .references
         .clone()
@@ -382,7 +453,7 @@ async fn run() -> anyhow::Result<()> {
         let inference_addr = inference.as_ref().map(|l| l.local_addr()).transpose()?;
         // stdout stays one URL per node (scripts read it); the inference port is in the
         // log and in --inventory-out.
-        println!("http://{addr}");
+        println!("{scheme}://{addr}");
         if !fleet {
             tracing::info!(%addr, inference = ?inference_addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
                 time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
@@ -395,6 +466,8 @@ async fn run() -> anyhow::Result<()> {
                 journal_size: Some(cli.journal_size),
                 limits: Some(limits),
                 peers: Some(peers.clone()),
+                auth_token: cli.auth_token.as_deref().map(std::sync::Arc::from),
+                tls: tls.clone(),
             },
         );
         peers.add(mlnode_sim::sim::Peer {

@@ -11,6 +11,7 @@
 //! middleware); every other family is a snapshot built at scrape time, so an idle node
 //! keeps no metric state and runs no timer.
 
+use mlnode_protocol::vllm_args::{self, VllmOption};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::node::Node;
@@ -44,7 +45,13 @@ struct Counted {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: std::sync::Mutex<RequestCounts>,
+    /// Requests that came with a version segment, by port and version (at most
+    /// [`MAX_VERSIONS`] distinct versions; the rest counted as `other`).
+    versions: std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>,
 }
+
+/// Distinct version labels kept: a client cannot grow the metrics without bound.
+pub const MAX_VERSIONS: usize = 64;
 
 /// (route address, route length ^ method, port, status) → its counter.
 type RequestCounts =
@@ -86,6 +93,42 @@ impl Metrics {
             .count += 1;
     }
 
+    /// Count one request that came with the version segment `version`.
+    pub fn observe_version(&self, port: crate::port::Port, version: &str) {
+        let port = match port {
+            crate::port::Port::Poc => "poc",
+            crate::port::Port::Inference => "inference",
+        };
+        let mut g = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (port, version.to_owned());
+        if let Some(n) = g.get_mut(&key) {
+            *n += 1;
+            return;
+        }
+        let key = if g.len() >= MAX_VERSIONS {
+            (port, "other".to_owned())
+        } else {
+            key
+        };
+        *g.entry(key).or_insert(0) += 1;
+    }
+
+    /// The version-prefix counter family.
+    fn versions_family(&self) -> Result<IntCounterVec, prometheus::Error> {
+        let v = IntCounterVec::new(
+            Opts::new(
+                "mlnode_sim_version_prefix_requests_total",
+                "Requests that came with a version segment before the route (as the network node sends them), by port and version.",
+            ),
+            &["port", "version"],
+        )?;
+        let g = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        for ((port, version), n) in g.iter() {
+            v.with_label_values(&[*port, version.as_str()]).inc_by(*n);
+        }
+        Ok(v)
+    }
+
     /// The request counter family, rendered from the map.
     fn requests_family(&self) -> Result<IntCounterVec, prometheus::Error> {
         let v = IntCounterVec::new(
@@ -113,6 +156,7 @@ impl Metrics {
     pub fn render(&self, node: &Node, faults: &Faults) -> Result<String, prometheus::Error> {
         let reg = Registry::new();
         reg.register(Box::new(self.requests_family()?))?;
+        reg.register(Box::new(self.versions_family()?))?;
 
         let info = |name: &str, help: &str, labels: &[(&str, &str)]| {
             let keys: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
@@ -142,6 +186,12 @@ impl Metrics {
                     .cloned()
                     .unwrap_or_default()
             };
+            // Numeric labels as the node's argument reader sees them ("" when absent).
+            let int = |opt| {
+                vllm_args::int_value(&d.args, opt, node.cfg.arg_rule)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
             let replicas = d.replicas.len().to_string();
             info(
                 "mlnode_config_info",
@@ -151,9 +201,12 @@ impl Metrics {
                     ("dtype", &arg("--dtype")),
                     ("replicas", &replicas),
                     ("max_num_seqs", &arg("--max-num-seqs")),
-                    ("max_model_len", &arg("--max-model-len")),
-                    ("tensor_parallel_size", &arg("--tensor-parallel-size")),
-                    ("pipeline_parallel_size", &arg("--pipeline-parallel-size")),
+                    ("max_model_len", &int(VllmOption::MaxModelLen)),
+                    ("tensor_parallel_size", &int(VllmOption::TensorParallelSize)),
+                    (
+                        "pipeline_parallel_size",
+                        &int(VllmOption::PipelineParallelSize),
+                    ),
                 ],
             )?;
         }

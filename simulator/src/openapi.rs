@@ -52,6 +52,9 @@ use crate::{admin, api};
         api::openai::models,
         api::openai::completion,
         api::openai::text_completion,
+        api::encrypted::identity,
+        api::encrypted::chat,
+        api::encrypted::embed,
         admin::scenarios,
         admin::load,
         admin::reset,
@@ -71,8 +74,10 @@ use crate::{admin, api};
         (name = "pow", description = "PoC v2 through the MLNode proxy (§4.3)"),
         (name = "state", description = "State, versions, health, metrics, GPU (§4.4)"),
         (name = "openai", description = "The OpenAI-compatible proxy, gated while mining (§4.5)"),
+        (name = "encrypted", description = "Encrypted inference (HPKE envelopes) and embeddings (network-node §3.1-3.3)"),
         (name = "admin", description = "The simulator's admin API (only with --admin)"),
-    )
+    ),
+    modifiers(&Gateway)
 )]
 struct PocPortDoc;
 
@@ -89,9 +94,61 @@ struct PocPortDoc;
         api::openai::completion,
         api::openai::text_completion,
     ),
-    tags((name = "inference-port", description = "The compat proxy's own routes"))
+    tags((name = "inference-port", description = "The compat proxy's own routes")),
+    modifiers(&Gateway)
 )]
 struct InferencePortDoc;
+
+/// What stands in front of a node in a deployment, stated in both documents: the
+/// version segment the host's nginx strips (a second server, `/{version}`), and a
+/// managed endpoint's bearer token (optional: only with `--auth-token`; the MLNode
+/// itself checks none).
+struct Gateway;
+
+impl utoipa::Modify for Gateway {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "gatewayBearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A managed endpoint's gateway token (mlnode-sim --auth-token): every route answers 401 without it. Not checked by the MLNode itself.",
+                    ))
+                    .build(),
+            ),
+        );
+        // Either no auth (a plain node) or the gateway's token.
+        doc.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("gatewayBearer", Vec::<String>::new()),
+        ]);
+        doc.servers = Some(vec![
+            ServerBuilder::new()
+                .url("/")
+                .description(Some("The node's routes as it serves them"))
+                .build(),
+            ServerBuilder::new()
+                .url("/{version}")
+                .description(Some(
+                    "The same routes behind one version segment, as the network node addresses a node (stripped by the host's nginx; any one segment)",
+                ))
+                .parameter(
+                    "version",
+                    ServerVariableBuilder::new()
+                        .default_value("v3.0.8")
+                        .description(Some("The chain's MLNode version, e.g. v3.0.8"))
+                        .build(),
+                )
+                .build(),
+        ]);
+    }
+}
 
 /// The PoC/management port's document.
 pub fn poc_port() -> utoipa::openapi::OpenApi {

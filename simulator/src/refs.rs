@@ -47,11 +47,10 @@ pub struct RefStore {
     models: Vec<String>,
 }
 
-fn tp(args: &[String]) -> Option<&str> {
-    args.iter()
-        .position(|a| a == "--tensor-parallel-size")
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
+/// The tensor-parallel size a recording or a deploy names (newest rule).
+fn tp(args: &[String]) -> Option<i64> {
+    use mlnode_protocol::vllm_args::{int_value, ArgRule, VllmOption};
+    int_value(args, VllmOption::TensorParallelSize, ArgRule::Newest)
 }
 
 impl RefStore {

@@ -300,12 +300,13 @@ impl Backoff {
 }
 
 /// Serve one connection; honour a [`ConnKill`] and graceful close. The permit is held
-/// until the connection ends.
+/// until the connection ends. With TLS configured on the node the handshake comes first,
+/// bounded by the header-read timeout (a client that never finishes it holds no slot).
 async fn connection(
     stream: tokio::net::TcpStream,
     router: axum::Router,
     sim: Option<Arc<Sim>>,
-    mut close: watch::Receiver<bool>,
+    close: watch::Receiver<bool>,
     limits: ServeLimits,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -321,6 +322,7 @@ async fn connection(
         return;
     };
     let (kill, kill_rx) = ConnKill::new();
+    let tls = sim.as_ref().and_then(|s| s.options.tls.clone());
     let attached = Arc::new(crate::sim::Attached {
         sim,
         router: router.clone(),
@@ -329,14 +331,69 @@ async fn connection(
     });
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(attached.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
+        dispatch(router.clone(), req.map(axum::body::Body::new))
     });
+    let io = match tls {
+        None => Io::Plain(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    match io {
+        Io::Plain(s) => serve_io(s, svc, dup, kill_rx, close, limits).await,
+        Io::Tls(s) => serve_io(*s, svc, dup, kill_rx, close, limits).await,
+    }
+}
+
+/// The plain or TLS stream of a connection.
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Route one request: strip a version segment first (`gateway`), as the host's nginx
+/// does before the node sees the path.
+pub(crate) async fn dispatch(
+    router: axum::Router,
+    mut req: axum::extract::Request,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    if let Err(e) = crate::gateway::strip_version(&mut req) {
+        return Ok(axum::response::IntoResponse::into_response(e));
+    }
+    router.oneshot(req).await
+}
+
+/// Serve HTTP/1.1 on `io` until it ends, a fault cuts it or the server closes.
+async fn serve_io<I, S>(
+    io: I,
+    svc: S,
+    dup: std::net::TcpStream,
+    kill_rx: tokio::sync::oneshot::Receiver<Cut>,
+    mut close: watch::Receiver<bool>,
+    limits: ServeLimits,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .half_close(true)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}

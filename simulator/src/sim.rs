@@ -14,7 +14,7 @@ use crate::transport;
 use crate::BuildError;
 
 /// Serving options that are not part of a node's scenario.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SimOptions {
     /// Mount `/sim/v1/*`.
     pub admin: bool,
@@ -26,6 +26,32 @@ pub struct SimOptions {
     pub limits: Option<ServeLimits>,
     /// The other nodes of a fleet in this process (for `/sim/v1/nodes`).
     pub peers: Option<Arc<Peers>>,
+    /// A managed endpoint's gateway token: every route but `/sim/v1/*` answers 401
+    /// without `Authorization: Bearer <token>` (see `gateway`).
+    pub auth_token: Option<Arc<str>>,
+    /// TLS (and mTLS) on both ports (see `tls`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a token.
+        f.debug_struct("SimOptions")
+            .field("admin", &self.admin)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("journal_size", &self.journal_size)
+            .field("limits", &self.limits)
+            .field("peers", &self.peers)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 /// A node of a fleet served by this process.

@@ -136,6 +136,11 @@ pub struct ValidateArgs {
     #[arg(long, help_heading = "Timing")]
     pub time_scale: Option<f64>,
 
+    /// Bearer token, CA bundle and client certificate for a node behind a gateway or TLS.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub access: crate::access::Access,
+
     /// Run directory for the three report files [default: data/experiments/<exp-name>_<YYYY-MM-DD_HHMMSS>].
     #[arg(long, help_heading = "Output")]
     pub exp_dir: Option<PathBuf>,

@@ -173,12 +173,18 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `base` (no trailing `/`) with `clock`.
+    /// A client for `base` (no trailing `/`) with `clock`, no access settings.
     pub fn new(base: &str, clock: SimClock) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let http = crate::access::Access::default()
+            .client()
             .unwrap_or_else(|_| reqwest::Client::new());
+        Self::with_http(base, clock, http)
+    }
+
+    /// A client for `base` over `http` (built by [`crate::access::Access::client`]:
+    /// token, CA, client certificate). `base` may end in a version segment
+    /// (`http://host:8080/v3.0.8`): every path is appended to it.
+    pub fn with_http(base: &str, clock: SimClock, http: reqwest::Client) -> Self {
         Client {
             http,
             base: base.trim_end_matches('/').to_owned(),

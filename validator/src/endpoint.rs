@@ -156,6 +156,8 @@ pub enum ConnectError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Url(String),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
 }
 
 /// `url` as given (time scale from `--time-scale`, else learnt from the node, else 1), or
@@ -167,10 +169,12 @@ pub async fn connect(
     time_scale: Option<f64>,
     artifacts_dir: &Path,
     deploy: Deploy<'_>,
+    access: &crate::access::Access,
 ) -> Result<Connected, ConnectError> {
+    let http = access.client()?;
     let Some(scenario) = scenario_of(url) else {
         let base = parse_url_arg(url).map_err(ConnectError::Url)?;
-        let mut client = Client::new(&base, SimClock::new(1.0));
+        let mut client = Client::with_http(&base, SimClock::new(1.0), http);
         let (scale, source) = match time_scale {
             Some(s) => (s, ScaleSource::Cli),
             None => match learn_scale(&client).await {
@@ -185,6 +189,11 @@ pub async fn connect(
             scale_source: source,
         });
     };
+    if access.is_set() {
+        return Err(ConnectError::Url(
+            "--auth-token, --ca-cert and --client-cert are for a real node; the embedded sim: node needs none".into(),
+        ));
+    }
     embedded(scenario, time_scale, artifacts_dir, deploy).await
 }
 

@@ -9,6 +9,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`access`] | `--auth-token`, `--ca-cert`, `--client-cert/--client-key`: the HTTP client for a node behind a gateway, TLS or mTLS |
 //! | [`args`] | every flag, grouped as in `--help`, with its default; deploy-args composition |
 //! | [`endpoint`] | `--mlnode-url` checked at parsing; `connect` → a ready [`client::Client`] (embedded `sim:` node, learnt time scale) |
 //! | [`client`] | the MLNode API as typed calls: no redirects, size caps, named causes, retried polls |
@@ -24,6 +25,7 @@
 //! | [`console`] | transcript sink and progress bars |
 //! | [`make_artifact`] | baking a golden reference from a trusted node |
 
+pub mod access;
 pub mod args;
 pub mod client;
 pub mod console;

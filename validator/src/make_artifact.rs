@@ -69,6 +69,9 @@ pub struct MakeArtifactArgs {
     /// Simulated seconds per wall second (default 1; 1000 for `sim:`).
     #[arg(long)]
     pub time_scale: Option<f64>,
+    /// Bearer token, CA bundle and client certificate for a node behind a gateway or TLS.
+    #[command(flatten)]
+    pub access: crate::access::Access,
 }
 
 /// Why no reference was written.
@@ -113,6 +116,7 @@ pub async fn run(
         &mlnode_support::paths::default_artifacts_dir(),
         // An embedded node serves the model asked for (a trusted node already does).
         endpoint::Deploy::Model(&args.model),
+        &args.access,
     )
     .await?
     .client;

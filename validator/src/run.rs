@@ -377,7 +377,7 @@ pub async fn run_with(
     let mut signal = None;
     let mut connect_error = None;
     let connected = tokio::select! {
-        c = endpoint::connect(&args.mlnode_url, args.time_scale, &artifacts_dir, Deploy::Scenario) => Some(c),
+        c = endpoint::connect(&args.mlnode_url, args.time_scale, &artifacts_dir, Deploy::Scenario, &args.access) => Some(c),
         s = &mut cancel => { signal = Some(s); None }
     };
     let default_clock = ClockInfo {

@@ -11,10 +11,12 @@
 //! | [`pow`] | `/api/v1/inference/pow/{init/generate,status,stop,generate,generate/{id},local-sink}` |
 //! | [`node`] | `/health`, `/livez`, `/readyz`, `/openapi.json`, `/api/v1/{state,versions,stop,clock,metrics,gpu/*}` |
 //! | [`openai`] | `/v1/models`, `/v1/chat/completions`, `/v1/completions` (gated while mining) |
+//! | [`encrypted`] | `/api/v1/encrypted/{identity,chat/completions}`, `/api/v1/embed` |
 //! | [`extract`] | the FastAPI-style JSON extractor and the per-node body limit |
 //!
 //! [`inference_port_router`] is the second listener's surface (the compat proxy).
 
+pub mod encrypted;
 pub mod extract;
 pub mod inference;
 pub mod models;
@@ -109,13 +111,24 @@ async fn observe<S: Route>(req: Request, next: S) -> Response {
         .get::<crate::port::Port>()
         .copied()
         .unwrap_or(crate::port::Port::Poc);
+    let version = req
+        .extensions()
+        .get::<crate::gateway::VersionPrefix>()
+        .map(|v| v.0.clone());
+    if let Some(v) = &version {
+        sim.metrics.observe_version(port, v);
+    }
     let method = req.method().clone();
     if sim.journal.capacity() == 0 {
-        let resp = guarded(&sim, req, next).await;
+        let resp = gate_then_route(&sim, port, req, next).await;
         count(&sim, port, endpoint.as_ref(), &method, &resp);
         return resp;
     }
-    let path = req.uri().path().to_owned();
+    // The path as the client sent it: the version segment back in front.
+    let path = match &version {
+        Some(v) => format!("/{v}{}", req.uri().path()),
+        None => req.uri().path().to_owned(),
+    };
     let bytes = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -123,12 +136,45 @@ async fn observe<S: Route>(req: Request, next: S) -> Response {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let t0 = Instant::now();
-    let resp = guarded(&sim, req, next).await;
+    let resp = gate_then_route(&sim, port, req, next).await;
     count(&sim, port, endpoint.as_ref(), &method, &resp);
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
-    sim.journal
-        .record(method.as_str(), path, resp.status().as_u16(), ms, bytes);
+    sim.journal.record_versioned(
+        method.as_str(),
+        path,
+        version.as_deref(),
+        resp.status().as_u16(),
+        ms,
+        bytes,
+    );
     resp
+}
+
+/// What answers before the route: the gateway's token (every route but the
+/// simulator's own `/sim/v1/*`), and on the inference port the compat proxy's 503 on a
+/// connection that outlived the last healthy replica (network-node §3.7: new
+/// connections are refused by the serving loop; one already open must not hear 200).
+async fn gate_then_route(
+    sim: &Arc<Sim>,
+    port: crate::port::Port,
+    req: Request,
+    next: impl Route,
+) -> Response {
+    let path = req.uri().path();
+    if let Some(token) = &sim.options.auth_token {
+        if !path.starts_with("/sim/") {
+            if let Some(refused) = crate::gateway::check_token(token, req.headers()) {
+                return refused;
+            }
+        }
+    }
+    if port == crate::port::Port::Inference
+        && path != mlnode_protocol::paths::OPENAPI
+        && sim.node().inference_target().is_none()
+    {
+        return crate::gateway::no_backend();
+    }
+    guarded(sim, req, next).await
 }
 
 fn count(

@@ -58,7 +58,8 @@ pub(crate) async fn completion(Current(node): Current, req: axum::extract::Reque
                 Json(json!({"error": "poc_generation_active", "reason": "init-generate", "retry_after_ms": 1000})),
             )
                 .into_response();
-            r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert("Retry-After", HeaderValue::from_static("1"));
             r
         }
         // Not mining: vLLM parses the request (the gate answers before it, above).
@@ -71,13 +72,17 @@ pub(crate) async fn completion(Current(node): Current, req: axum::extract::Reque
             )
             .into_response()
         }
-        Some((model, false)) => Json(json!({
-            "id": "cmpl-sim", "object": "chat.completion", "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "(simulated completion)"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        }))
-        .into_response(),
+        Some((model, false)) => Json(canned_chat(&model)).into_response(),
     }
+}
+
+/// The completion a replica answers (the encrypted endpoint seals the same one).
+pub(crate) fn canned_chat(model: &str) -> serde_json::Value {
+    json!({
+        "id": "cmpl-sim", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "(simulated completion)"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    })
 }
 
 #[utoipa::path(post, path = "/v1/completions", tag = "openai", request_body(content = Object, description = "An OpenAI completion request"),

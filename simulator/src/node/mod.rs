@@ -27,6 +27,8 @@ pub use sources::VectorSource;
 pub use state::{DeployView, ReplicaView};
 
 use std::collections::{BTreeMap, HashMap};
+
+use mlnode_protocol::vllm_args;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -136,23 +138,13 @@ pub struct Node {
     /// `http://<poc addr>/api/v1/inference/pow/local-sink`, once bound.
     local_sink: std::sync::OnceLock<String>,
     sink: Mutex<SinkSummary>,
+    /// The encrypted-inference identity (`encrypted_identity = true`), else the node
+    /// answers as one without a key provider.
+    pub encrypted: Option<crate::encrypted::Identity>,
 }
 
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// `--tensor-parallel-size` × `--pipeline-parallel-size` from vLLM args (default 1 each).
-pub fn parallel_size(args: &[String]) -> u32 {
-    let get = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|&v| v > 0)
-            .unwrap_or(1)
-    };
-    get("--tensor-parallel-size") * get("--pipeline-parallel-size")
 }
 
 impl Node {
@@ -252,6 +244,9 @@ impl Node {
             deploy_args: Mutex::new(Vec::new()),
             local_sink: std::sync::OnceLock::new(),
             sink: Mutex::new(SinkSummary::default()),
+            encrypted: cfg
+                .encrypted_identity
+                .then(|| crate::encrypted::Identity::from_seed(cfg.seed)),
             cfg,
         });
         if let Some(model) = node.cfg.deployed_model.clone() {
@@ -359,25 +354,32 @@ impl Node {
             .iter()
             .filter(|p| p.model.as_deref() == Some(model))
             .collect();
-        let tp = parallel_size(args);
+        let tp = self.parallel_size(args);
         mine.iter()
             .find(|p| args.is_empty() || p.gpus_per_instance == tp)
             .or(mine.first())
             .map_or_else(|| self.profile.clone(), |p| (*p).clone())
     }
 
+    /// Tensor × pipeline parallel size of `args`, read by this node's rule.
+    fn parallel_size(&self, args: &[String]) -> u32 {
+        let (tp, pp) = vllm_args::parallel(args, self.cfg.arg_rule);
+        tp.saturating_mul(pp)
+    }
+
+    /// Replicas of a deploy: `--replicas` when given; else `max(1, gpus / (tp·pp))` read
+    /// by the node's argument rule (a deploy without args runs at its profile's GPUs per
+    /// instance).
     fn replica_count(&self, model: &str, args: &[String]) -> u32 {
         if let Some(n) = self.cfg.replicas {
             return n;
         }
         let profile = self.profile_for(model, args);
         let gpus = self.cfg.gpus.unwrap_or(profile.gpus_per_instance);
-        let per_instance = if args.is_empty() {
-            profile.gpus_per_instance.max(1)
-        } else {
-            parallel_size(args)
-        };
-        (gpus / per_instance).clamp(1, 128)
+        if args.is_empty() {
+            return (gpus / profile.gpus_per_instance.max(1)).clamp(1, vllm_args::MAX_INSTANCES);
+        }
+        vllm_args::replicas(args, gpus, self.cfg.arg_rule)
     }
 
     fn make_runner(&self, model: String, args: Vec<String>, n: u32, ready_at: f64) -> Runner {

@@ -158,11 +158,15 @@ impl Node {
                 model: model.clone(),
             });
         }
+        // The repo absent: the model's id (`repo:latest` without a commit); the repo
+        // present at another revision: the revision.
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
             match &model.hf_commit {
-                Some(c) => format!("Revision {c} not found"),
-                None => format!("Model {} not found in cache", model.hf_repo),
+                Some(c) if g.cache.contains_key(&model.hf_repo) => {
+                    format!("Revision {c} not found")
+                }
+                _ => format!("Model {id} not found in cache"),
             },
         ))
     }
@@ -190,7 +194,8 @@ impl Node {
     /// `GET /api/v1/models/space`.
     pub fn models_space(&self) -> SpaceResponse {
         let g = self.lock();
-        let used: f64 = g.cache.values().sum();
+        // `+ 0.0`: an empty sum is -0.0, which JSON would print as `-0.0`.
+        let used: f64 = g.cache.values().sum::<f64>() + 0.0;
         SpaceResponse {
             cache_size_gb: (used * 100.0).round() / 100.0,
             available_gb: ((2000.0 - used).max(0.0) * 100.0).round() / 100.0,

@@ -17,8 +17,7 @@ async fn start_admin(cfg: NodeConfig, token: Option<&str>, journal: Option<usize
             admin: true,
             admin_token: token.map(str::to_owned),
             journal_size: journal,
-            limits: None,
-            peers: None,
+            ..SimOptions::default()
         },
     ))
     .await

@@ -8,6 +8,7 @@ mod callbacks;
 mod fleet;
 mod hardening;
 mod malformed;
+mod network_node;
 mod newest;
 mod openapi;
 mod scenarios;

@@ -2,6 +2,7 @@
 //! the library against simulated nodes (and hostile test servers) on 127.0.0.1:0 with an
 //! accelerated clock. One test binary, one module per concern.
 
+mod access;
 mod hostile;
 mod make_artifact;
 mod operator;
