@@ -365,6 +365,33 @@ fn scenario_file(dir: &Path, name: &str, toml: &str) -> anyhow::Result<PathBuf> 
 
 const MODEL: &str = "Qwen/Qwen3-32B-FP8";
 
+/// Start a simulator with 4 replicas mining, `extra` flags, and `auth` sent on the init.
+async fn mining_sim(cfg: &Path, extra: &[&str], auth: Option<&str>) -> anyhow::Result<Server> {
+    let mut cmd = sim_cmd(cfg)?;
+    cmd.args(extra);
+    let sim = start(cmd)?;
+    let init = json!({"block_hash": "B", "block_height": 1, "public_key": "K", "node_id": 0, "node_count": 1, "params": {"model": MODEL, "seq_len": 1024}});
+    let mut req = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/inference/pow/init/generate",
+            sim.addr
+        ))
+        .json(&init);
+    if let Some(token) = auth {
+        req = req.bearer_auth(token);
+    }
+    let v: Value = req.send().await?.json().await?;
+    if v["backends"] != 4 {
+        bail!("expected 4 mining replicas: {v}");
+    }
+    Ok(sim)
+}
+
+/// Per-round ratios `100 · a / b`.
+fn ratios(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    stats(a.iter().zip(b).map(|(a, b)| 100.0 * a / b).collect())
+}
+
 async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     let cfg = scenario_file(
         tmp,
@@ -372,24 +399,26 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
         &format!("name = \"bench-status\"\n[node]\nreplicas = 4\ndeployed_model = \"{MODEL}\"\n"),
     )?;
     let (mut sim_rates, mut hello_rates) = (Vec::new(), Vec::new());
+    let (mut prefix_rates, mut auth_rates) = (Vec::new(), Vec::new());
     let dur = Duration::from_secs_f64(cli.seconds);
+    let versioned = format!("/v3.0.8{}", paths::POW_STATUS);
     for _ in 0..cli.runs {
-        let sim = start(sim_cmd(&cfg)?)?;
-        let init = json!({"block_hash": "B", "block_height": 1, "public_key": "K", "node_id": 0, "node_count": 1, "params": {"model": MODEL, "seq_len": 1024}});
-        let r = reqwest::Client::new()
-            .post(format!(
-                "http://{}/api/v1/inference/pow/init/generate",
-                sim.addr
-            ))
-            .json(&init)
-            .send()
-            .await?;
-        let v: Value = r.json().await?;
-        if v["backends"] != 4 {
-            bail!("expected 4 mining replicas: {v}");
-        }
+        let sim = mining_sim(&cfg, &[], None).await?;
         let n = load(sim.addr, Arc::new(vec![get(paths::POW_STATUS)]), 64, dur).await?;
         sim_rates.push(n as f64 / cli.seconds);
+        // The network node's form: the same route behind one version segment.
+        let n = load(sim.addr, Arc::new(vec![get(&versioned)]), 64, dur).await?;
+        prefix_rates.push(n as f64 / cli.seconds);
+        drop(sim);
+        // Behind a gateway token: every request carries and is checked for it.
+        let sim = mining_sim(&cfg, &["--auth-token", "bench-token"], Some("bench-token")).await?;
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer bench-token\r\n\r\n",
+            paths::POW_STATUS
+        )
+        .into_bytes();
+        let n = load(sim.addr, Arc::new(vec![req]), 64, dur).await?;
+        auth_rates.push(n as f64 / cli.seconds);
         drop(sim);
         let mut h = pinned(0, &std::env::current_exe()?);
         h.arg("hello-server");
@@ -399,13 +428,9 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
     }
     let s = stats(sim_rates.clone());
     let h = stats(hello_rates.clone());
-    let ratio = stats(
-        sim_rates
-            .iter()
-            .zip(&hello_rates)
-            .map(|(a, b)| 100.0 * a / b)
-            .collect(),
-    );
+    let ratio = ratios(&sim_rates, &hello_rates);
+    let p = stats(prefix_rates.clone());
+    let a = stats(auth_rates.clone());
     Ok(vec![
         show(
             "1. GET /pow/status, 4 replicas mining (1 server core)",
@@ -418,6 +443,8 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
             h,
         ),
         show("1. ratio status/hello (target >= 75 %)", "%", ratio),
+        show("1. GET /v3.0.8/.../pow/status (version segment)", "req/s", p),
+        show("1. GET /pow/status with a bearer token (--auth-token)", "req/s", a),
         pair(
             "`GET /pow/status`, 4 replicas mining, 64 conns",
             "req/s",
@@ -426,6 +453,24 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
             h,
             Some(ratio),
             Goal::PercentAtLeast(75.0),
+        ),
+        pair(
+            "`GET /v3.0.8/api/v1/inference/pow/status` (the network node's form)",
+            "req/s",
+            p,
+            "the same route without the segment, same server",
+            s,
+            Some(ratios(&prefix_rates, &sim_rates)),
+            Goal::PercentAtLeast(95.0),
+        ),
+        pair(
+            "`GET /pow/status` behind `--auth-token` (bearer checked per request)",
+            "req/s",
+            a,
+            "the same route without a token",
+            s,
+            Some(ratios(&auth_rates, &sim_rates)),
+            Goal::PercentAtLeast(95.0),
         ),
     ])
 }

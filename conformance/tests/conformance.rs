@@ -372,9 +372,86 @@ fn contract_checker_on_good_and_bad_nodes() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("SKIP  partition"), "{table}");
     assert!(
-        table.contains("checks: 25 pass / 0 fail / 1 skip"),
+        table.contains("checks: 28 pass / 0 fail / 1 skip"),
         "{table}"
     );
+}
+
+/// The checker reaches a node the way the network node does: a version segment in the
+/// URL, a gateway's bearer token, mTLS with a pinned client certificate — and every
+/// check still runs and passes; without the token the node is unreachable (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn contract_checker_behind_prefix_token_and_mtls() {
+    let _turn = HEAVY.lock().await;
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = mlnode_sim::test_pki::generate(pki_dir.path()).unwrap();
+    let tls = mlnode_sim::tls::acceptor(&mlnode_sim::tls::TlsFiles {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: Some(pki.ca.clone()),
+    })
+    .unwrap();
+    let mut s = mlnode_sim::fixtures::load_scenario("honest").unwrap();
+    s.node.time_scale = SCALE.parse().unwrap();
+    s.node.deployed_model = s.expect.as_ref().map(|e| e.model.clone());
+    s.node.encrypted_identity = true;
+    let node = mlnode_sim::build_node(s.node, Some(&artifacts())).unwrap();
+    let h = mlnode_sim::spawn_sim(mlnode_sim::Sim::new(
+        node,
+        mlnode_sim::SimOptions {
+            auth_token: Some(std::sync::Arc::from("tok")),
+            tls: Some(tls),
+            ..mlnode_sim::SimOptions::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let url = format!("https://{}/v3.0.8", h.addr);
+    let run = |extra: Vec<String>| {
+        let url = url.clone();
+        let pki = pki.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "--mlnode-url".to_owned(),
+                url,
+                "--allow-disruptive".into(),
+                "--json".into(),
+                "--time-scale".into(),
+                SCALE.into(),
+                "--artifacts-dir".into(),
+                artifacts().display().to_string(),
+                "--ca-cert".into(),
+                pki.ca.display().to_string(),
+                "--client-cert".into(),
+                pki.client_cert.display().to_string(),
+                "--client-key".into(),
+                pki.client_key.display().to_string(),
+            ];
+            args.extend(extra);
+            Command::new(env!("CARGO_BIN_EXE_mlnode-conformance"))
+                .args(args)
+                .env_remove("MLNODE_AUTH_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(vec!["--auth-token".into(), "tok".into()]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{stdout}");
+    assert!(checks
+        .iter()
+        .any(|c| c["name"] == "network/encrypted-identity"
+            && c["evidence"].as_str().unwrap_or("").starts_with("200")));
+    assert!(
+        h.sim.journal.tail(10_000).iter().all(|e| e.version.as_deref() == Some("v3.0.8")),
+        "every call went through the version segment"
+    );
+    let out = run(vec![]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "no token: 401 on /state");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
 
 mod properties {

@@ -6,9 +6,11 @@
 //! | [`vectors`] | `determinism`, `independence`, `self-consistency`, `reference` |
 //! | [`honesty`] | `negative-control`, `stat-test` |
 //! | [`partition`] | `partition` (disruptive: init/generate + stop) |
+//! | [`network`] | `network/*`: the newest routes as the network node's client decodes them (encrypted identity, embed, the unmounted pow/versions) |
 
 pub mod contract;
 pub mod honesty;
+pub mod network;
 pub mod partition;
 pub mod vectors;
 
@@ -88,6 +90,7 @@ pub async fn validate(
 /// Run every check in order.
 pub async fn run_all(t: &Target) -> Vec<CheckResult> {
     let mut out = contract::schema(t).await;
+    out.extend(network::run(t).await);
     let Some(model) = t.model.clone() else {
         for name in [
             "errors",
