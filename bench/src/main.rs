@@ -443,8 +443,16 @@ async fn bench_status(cli: &Cli, tmp: &Path) -> anyhow::Result<Vec<Value>> {
             h,
         ),
         show("1. ratio status/hello (target >= 75 %)", "%", ratio),
-        show("1. GET /v3.0.8/.../pow/status (version segment)", "req/s", p),
-        show("1. GET /pow/status with a bearer token (--auth-token)", "req/s", a),
+        show(
+            "1. GET /v3.0.8/.../pow/status (version segment)",
+            "req/s",
+            p,
+        ),
+        show(
+            "1. GET /pow/status with a bearer token (--auth-token)",
+            "req/s",
+            a,
+        ),
         pair(
             "`GET /pow/status`, 4 replicas mining, 64 conns",
             "req/s",

@@ -435,7 +435,9 @@ async fn contract_checker_behind_prefix_token_and_mtls() {
                 .unwrap()
         })
     };
-    let out = run(vec!["--auth-token".into(), "tok".into()]).await.unwrap();
+    let out = run(vec!["--auth-token".into(), "tok".into()])
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -446,7 +448,11 @@ async fn contract_checker_behind_prefix_token_and_mtls() {
         .any(|c| c["name"] == "network/encrypted-identity"
             && c["evidence"].as_str().unwrap_or("").starts_with("200")));
     assert!(
-        h.sim.journal.tail(10_000).iter().all(|e| e.version.as_deref() == Some("v3.0.8")),
+        h.sim
+            .journal
+            .tail(10_000)
+            .iter()
+            .all(|e| e.version.as_deref() == Some("v3.0.8")),
         "every call went through the version segment"
     );
     let out = run(vec![]).await.unwrap();

@@ -57,9 +57,12 @@ pub struct IdentityResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EncryptedRequest {
     #[serde(default = "one")]
+    #[schema(minimum = 1)]
     pub version: u32,
     pub session_id: String,
     pub nonce: u64,
+    /// Hex of the first 8 bytes of SHA-256 of the recipient node's public key.
+    #[schema(pattern = "^[0-9a-f]{16}$", min_length = 16, max_length = 16)]
     pub recipient_key_id: String,
     #[serde(default = "kem")]
     pub kem_id: i64,

@@ -52,7 +52,10 @@ fn identity_body(v: &Value) -> Result<String, String> {
         .decode(pk)
         .map_err(|e| format!("public_key is not standard base64: {e}"))?;
     if pk.len() != 32 {
-        return Err(format!("public_key has {} bytes, an X25519 key 32", pk.len()));
+        return Err(format!(
+            "public_key has {} bytes, an X25519 key 32",
+            pk.len()
+        ));
     }
     let want: String = sha2::Sha256::digest(&pk)[..8]
         .iter()
@@ -61,11 +64,9 @@ fn identity_body(v: &Value) -> Result<String, String> {
     match v["key_id"].as_str() {
         Some("") | None => {}
         Some(id) if id == want => {}
-        Some(id) => {
-            return Err(format!(
-                "key_id {id} is not sha256(public_key)[:8] = {want}: the client refuses the identity"
-            ))
-        }
+        Some(id) => return Err(format!(
+            "key_id {id} is not sha256(public_key)[:8] = {want}: the client refuses the identity"
+        )),
     }
     match v["envelope_version"].as_str() {
         None | Some("") | Some("v1") => {}
@@ -147,9 +148,11 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert!(identity_body(&json!({"public_key": b64, "key_id": id})).is_ok());
-        assert!(identity_body(&json!({"public_key": b64, "key_id": "0000000000000000"}))
-            .unwrap_err()
-            .contains("refuses"));
+        assert!(
+            identity_body(&json!({"public_key": b64, "key_id": "0000000000000000"}))
+                .unwrap_err()
+                .contains("refuses")
+        );
         assert!(identity_body(&json!({"public_key": "AAAA"})).is_err());
         assert!(identity_body(&json!({"public_key": b64, "envelope_version": "v2"})).is_err());
     }
