@@ -29,6 +29,7 @@
 //! | [`session`] | record a node through a proxy (`mlnode-sim record`), replay the session (`--replay DIR`) |
 //! | `gateway` | what stands in front of a real node: the version prefix nginx strips, a gateway's bearer token, the inference port's no-backend 503 |
 //! | `test_pki` | (feature `test-pki`) throw-away CA, server and client certificates for TLS tests |
+//! | [`testermint`] | `--compat testermint`: the network's integration-test mock, per-Host nodes on one port, its control API, real vectors and verdicts |
 //! | [`tls`] | TLS and mTLS on both ports (rustls) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
 //! | [`clock`] | (re-export of `mlnode-support`) the scaled clock shared with the validator |
@@ -61,6 +62,7 @@ pub mod session;
 pub mod sim;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
+pub mod testermint;
 pub mod tls;
 pub mod transport;
 

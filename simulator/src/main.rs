@@ -148,6 +148,21 @@ struct Cli {
     /// --time-scale.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "config", "fleet", "nodes"])]
     replay: Option<PathBuf>,
+    /// Serve as a drop-in for another mock: `testermint` is the network's
+    /// integration-test mock (inference-mock-server): every distinct Host header is a
+    /// node (STOPPED at first sight) on this one port, with its control API
+    /// (/api/v1/responses/*), real PoC vectors and verdicts. Node flags do not apply;
+    /// --time-scale scales its webhook and chat delays, --seed its fraud draws.
+    #[arg(long, value_enum, value_name = "MOCK", conflicts_with_all = ["scenario", "config", "fleet", "nodes", "replay", "admin"])]
+    compat: Option<Compat>,
+    /// (--compat testermint) serve GET /files/<path> from this directory (the
+    /// incumbent's /app/files/__files).
+    #[arg(long, value_name = "DIR", requires = "compat")]
+    files_dir: Option<PathBuf>,
+    /// (--compat testermint) distinct Host values served; a new Host past it is refused
+    /// with a 503 that says so.
+    #[arg(long, default_value_t = mlnode_sim::testermint::DEFAULT_MAX_HOSTS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_hosts: u64,
     /// Print the OpenAPI 3.1 document of the PoC port (or, with `inference`, of the
     /// inference port) and exit.
     #[arg(long, value_enum, value_name = "PORT", num_args = 0..=1, default_missing_value = "poc")]
@@ -185,6 +200,12 @@ enum Command {
 enum DocPort {
     Poc,
     Inference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compat {
+    /// testermint's Ktor inference-mock-server.
+    Testermint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -302,6 +323,38 @@ async fn run() -> anyhow::Result<()> {
         mlnode_sim::serve_router(
             listener,
             mlnode_sim::session::replay_app(mlnode_sim::session::Replayer::new(session, scale)),
+            mlnode_sim::ServeLimits::default(),
+            shutdown_signal(),
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(Compat::Testermint) = cli.compat {
+        let scale = cli.time_scale.unwrap_or(1.0);
+        if !(scale.is_finite() && scale > 0.0) {
+            anyhow::bail!("--time-scale must be > 0, got {scale}");
+        }
+        if let Some(d) = &cli.files_dir {
+            if !d.is_dir() {
+                anyhow::bail!("--files-dir {}: not a directory", d.display());
+            }
+        }
+        let mock = mlnode_sim::testermint::Mock::new(mlnode_sim::testermint::MockOptions {
+            time_scale: scale,
+            seed: cli.seed.unwrap_or(42),
+            files_dir: cli.files_dir.clone(),
+            max_hosts: cli.max_hosts as usize,
+            ..mlnode_sim::testermint::MockOptions::default()
+        });
+        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
+            .await
+            .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
+        println!("http://{}", listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, key_name = %mock.opts.key_name,
+            max_hosts = cli.max_hosts, "mlnode-sim listening as testermint's inference-mock-server");
+        mlnode_sim::testermint::serve(
+            listener,
+            mock,
             mlnode_sim::ServeLimits::default(),
             shutdown_signal(),
         )

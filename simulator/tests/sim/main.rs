@@ -12,4 +12,5 @@ mod network_node;
 mod newest;
 mod openapi;
 mod scenarios;
+mod testermint;
 mod util;
