@@ -58,9 +58,11 @@ pub struct IdentityResponse {
 pub struct EncryptedRequest {
     #[serde(default = "one")]
     #[schema(minimum = 1)]
-    pub version: u32,
+    pub version: i64,
     pub session_id: String,
-    pub nonce: u64,
+    /// Per-session nonce, ≥ 0 (an int64 on the wire: the document's bound).
+    #[schema(minimum = 0)]
+    pub nonce: i64,
     /// Hex of the first 8 bytes of SHA-256 of the recipient node's public key.
     #[schema(pattern = "^[0-9a-f]{16}$", min_length = 16, max_length = 16)]
     pub recipient_key_id: String,
@@ -75,7 +77,7 @@ pub struct EncryptedRequest {
     pub ciphertext: String,
 }
 
-fn one() -> u32 {
+fn one() -> i64 {
     1
 }
 fn kem() -> i64 {
@@ -93,7 +95,7 @@ fn aead() -> i64 {
 pub struct EncryptedResponse {
     pub version: u32,
     pub session_id: String,
-    pub nonce: u64,
+    pub nonce: i64,
     pub aead_id: i64,
     /// Base64 of the 12-byte AEAD nonce.
     pub response_nonce: String,
@@ -106,13 +108,13 @@ pub enum EnvelopeError {
     #[error("envelope recipient_key_id={given} does not match this node's key_id={mine}")]
     WrongRecipient { given: String, mine: String },
     #[error("unsupported envelope version: {0}")]
-    Version(u32),
+    Version(i64),
     #[error("unsupported HPKE suite (kem={kem}, kdf={kdf}, aead={aead})")]
     Suite { kem: i64, kdf: i64, aead: i64 },
     #[error("envelope failed to open (corrupt or tampered)")]
     Corrupt,
     #[error("nonce {nonce} was already used in session {session}: replay refused")]
-    Replay { session: String, nonce: u64 },
+    Replay { session: String, nonce: i64 },
 }
 
 /// A node's encrypted-inference identity and replay store.
@@ -124,7 +126,7 @@ pub struct Identity {
 }
 
 /// The (session, nonce) pairs seen, with their arrival order for eviction.
-type Seen = (HashSet<(String, u64)>, VecDeque<(String, u64)>);
+type Seen = (HashSet<(String, i64)>, VecDeque<(String, i64)>);
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,18 +144,18 @@ pub fn key_id(pk: &[u8]) -> String {
         .collect()
 }
 
-fn request_aad(session: &str, nonce: u64, prompt_hash: &[u8]) -> Vec<u8> {
-    [
-        AAD_REQUEST,
-        session.as_bytes(),
-        &nonce.to_be_bytes(),
-        prompt_hash,
-    ]
-    .join(&0u8)
+fn request_aad(session: &str, nonce: i64, prompt_hash: &[u8]) -> Vec<u8> {
+    [AAD_REQUEST, session.as_bytes(), &be(nonce), prompt_hash].join(&0u8)
 }
 
-fn response_aad(session: &str, nonce: u64) -> Vec<u8> {
-    [AAD_RESPONSE, session.as_bytes(), &nonce.to_be_bytes()].join(&0u8)
+fn response_aad(session: &str, nonce: i64) -> Vec<u8> {
+    [AAD_RESPONSE, session.as_bytes(), &be(nonce)].join(&0u8)
+}
+
+/// The nonce as 8 big-endian bytes (unsigned on the wire; a negative nonce is refused
+/// by the schema check before it gets here).
+fn be(nonce: i64) -> [u8; 8] {
+    nonce.to_be_bytes()
 }
 
 impl Identity {
@@ -203,7 +205,7 @@ impl Identity {
                 mine: self.key_id.clone(),
             });
         }
-        if req.version != ENVELOPE_VERSION {
+        if req.version != i64::from(ENVELOPE_VERSION) {
             return Err(EnvelopeError::Version(req.version));
         }
         if (req.kem_id, req.kdf_id, req.aead_id) != (kem(), kdf(), aead()) {
@@ -236,7 +238,7 @@ impl Identity {
         Ok((plaintext, key))
     }
 
-    fn remember(&self, session: &str, nonce: u64) -> Result<(), EnvelopeError> {
+    fn remember(&self, session: &str, nonce: i64) -> Result<(), EnvelopeError> {
         let mut g = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let key = (session.to_owned(), nonce);
         if g.0.contains(&key) {
@@ -260,7 +262,7 @@ impl Identity {
 pub fn seal_response(
     key: &[u8; 32],
     session: &str,
-    nonce: u64,
+    nonce: i64,
     plaintext: &[u8],
 ) -> EncryptedResponse {
     let mut nonce_bytes = [0u8; 12];
@@ -289,7 +291,7 @@ pub fn seal_response(
 pub fn seal_request(
     pk: &[u8],
     session: &str,
-    nonce: u64,
+    nonce: i64,
     plaintext: &[u8],
 ) -> Result<(EncryptedRequest, [u8; 32]), String> {
     let pkr = <Kem as hpke::Kem>::PublicKey::from_bytes(pk).map_err(|e| e.to_string())?;
@@ -309,7 +311,7 @@ pub fn seal_request(
         .map_err(|e| e.to_string())?;
     Ok((
         EncryptedRequest {
-            version: ENVELOPE_VERSION,
+            version: i64::from(ENVELOPE_VERSION),
             session_id: session.to_owned(),
             nonce,
             recipient_key_id: key_id(pk),

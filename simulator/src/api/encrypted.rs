@@ -44,6 +44,13 @@ fn constraints(req: &EncryptedRequest) -> Option<ApiError> {
             Value::from(req.version),
         ));
     }
+    if req.nonce < 0 {
+        return Some(ApiError::value_error(
+            &["body", "nonce"],
+            "Input should be greater than or equal to 0",
+            Value::from(req.nonce),
+        ));
+    }
     let id = &req.recipient_key_id;
     if id.chars().count() != 16 || !id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
         return Some(ApiError::value_error(
