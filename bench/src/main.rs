@@ -65,6 +65,12 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         jobs: u32,
     },
+    /// 8. `--compat testermint`: N distinct Hosts in one mock (creation wall and RSS)
+    /// against the same requests to one Host.
+    Testermint {
+        #[arg(long, default_value_t = 10_000)]
+        hosts: u32,
+    },
     /// (internal) serve a bare axum hello on 127.0.0.1:0.
     HelloServer,
     /// (internal) serve the minimal artifact endpoint (the validation baseline) on
@@ -995,6 +1001,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Memory { .. } => "memory",
         Cmd::Matrix => "matrix",
         Cmd::Fleet { .. } => "fleet",
+        Cmd::Testermint { .. } => "testermint",
         Cmd::HelloServer | Cmd::ArtifactServer => unreachable!(),
     });
     let requests = match cli.cmd {
@@ -1029,6 +1036,13 @@ async fn main() -> anyhow::Result<()> {
             results.extend(bench_fleet(&cli, tmp.path(), n, idle, jobs).await?);
         }
     }
+    if matches!(which, "all" | "testermint") {
+        let hosts = match &cli.cmd {
+            Some(Cmd::Testermint { hosts }) => *hosts,
+            _ => 10_000,
+        };
+        results.extend(bench_testermint(&cli, hosts).await?);
+    }
     let t = table(&results, which, cli.runs);
     println!("\n{t}");
     if let Some(path) = &cli.write_table {
@@ -1036,6 +1050,101 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string(&json!({"results": results}))?);
     Ok(())
+}
+
+/// `GET /api/v1/state` once per Host name in `hosts`, over 16 keep-alive connections:
+/// the wall time.
+async fn state_per_host(addr: SocketAddr, hosts: Arc<Vec<String>>) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..16usize {
+        let hosts = hosts.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for h in hosts.iter().skip(c).step_by(16) {
+                let r = http
+                    .get(format!("http://{addr}/api/v1/state"))
+                    .header("host", h)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("{h}: HTTP {}", r.status());
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Item 8: N Hosts in one `--compat testermint` process (the network's MultiNodeTests
+/// puts 101 on one mock): creating them, against the same N requests to one Host, and
+/// the RSS with N Hosts against the RSS with one.
+async fn bench_testermint(cli: &Cli, n: u32) -> anyhow::Result<Vec<Value>> {
+    let (mut many_wall, mut one_wall, mut many_rss, mut one_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| format!("ml-{i:05}.genesis.test:8080"))
+            .collect(),
+    );
+    let same: Arc<Vec<String>> = Arc::new(vec!["ml-0.genesis.test:8080".to_owned(); n as usize]);
+    let mock = || -> anyhow::Result<Server> {
+        let mut c = pinned(0, &bin("mlnode-sim")?);
+        c.args(["--compat", "testermint", "--port", "0", "--max-hosts"])
+            .arg((n + 1).to_string());
+        start(c)
+    };
+    for _ in 0..cli.runs {
+        let s = mock()?;
+        one_wall.push(state_per_host(s.addr, same.clone()).await?);
+        one_rss.push(rss_kb(s.child.id())? as f64 / 1024.0);
+        drop(s);
+        let s = mock()?;
+        many_wall.push(state_per_host(s.addr, names.clone()).await?);
+        many_rss.push(rss_kb(s.child.id())? as f64 / 1024.0);
+    }
+    let (mw, ow, mr, or) = (
+        stats(many_wall),
+        stats(one_wall),
+        stats(many_rss),
+        stats(one_rss),
+    );
+    Ok(vec![
+        show(
+            &format!("8. testermint: {n} Hosts created (one request each)"),
+            "s",
+            mw,
+        ),
+        show(
+            &format!("8. baseline: the same {n} requests to one Host"),
+            "s",
+            ow,
+        ),
+        show(&format!("8. testermint: RSS with {n} Hosts"), "MB", mr),
+        show("8. baseline: RSS with one Host", "MB", or),
+        pair(
+            &format!("`--compat testermint`: {n} distinct Hosts, first request each"),
+            "s",
+            mw,
+            &format!("the same {n} requests to one Host"),
+            ow,
+            None,
+            Goal::TimesAtMost(1.5),
+        ),
+        pair(
+            &format!("`--compat testermint`: RSS holding {n} Hosts"),
+            "MB",
+            mr,
+            "RSS after as many requests to one Host",
+            or,
+            None,
+            Goal::TimesAtMost(2.0),
+        ),
+    ])
 }
 
 /// Serve `app` on 127.0.0.1:0 on a multi-thread runtime (the simulator's runtime
