@@ -65,8 +65,8 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         jobs: u32,
     },
-    /// 8. `--compat testermint`: N distinct Hosts in one mock (creation wall and RSS)
-    /// against the same requests to one Host.
+    /// Item 8, `--compat testermint`: N distinct Hosts in one mock (creation wall and
+    /// RSS) against the same requests to one Host.
     Testermint {
         #[arg(long, default_value_t = 10_000)]
         hosts: u32,
