@@ -385,28 +385,26 @@ async fn contract_checker_behind_prefix_token_and_mtls() {
     let _turn = HEAVY.lock().await;
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = mlnode_sim::test_pki::generate(pki_dir.path()).unwrap();
-    let tls = mlnode_sim::tls::acceptor(&mlnode_sim::tls::TlsFiles {
-        cert: pki.server_cert.clone(),
-        key: pki.server_key.clone(),
-        client_ca: Some(pki.ca.clone()),
-    })
-    .unwrap();
-    let mut s = mlnode_sim::fixtures::load_scenario("honest").unwrap();
-    s.node.time_scale = SCALE.parse().unwrap();
-    s.node.deployed_model = s.expect.as_ref().map(|e| e.model.clone());
-    s.node.encrypted_identity = true;
-    let node = mlnode_sim::build_node(s.node, Some(&artifacts())).unwrap();
-    let h = mlnode_sim::spawn_sim(mlnode_sim::Sim::new(
-        node,
-        mlnode_sim::SimOptions {
-            auth_token: Some(std::sync::Arc::from("tok")),
-            tls: Some(tls),
-            ..mlnode_sim::SimOptions::default()
-        },
-    ))
-    .await
-    .unwrap();
-    let url = format!("https://{}/v3.0.8", h.addr);
+    let h = mlnode_sim::SimServer::builder()
+        .time_scale(SCALE.parse().unwrap())
+        .deployed_model("Qwen/Qwen3-32B-FP8")
+        .config({
+            let mut c = mlnode_sim::fixtures::load_scenario("honest").unwrap().node;
+            c.encrypted_identity = true;
+            c
+        })
+        .references(artifacts())
+        .auth_token("tok")
+        .tls(&mlnode_sim::tls::TlsFiles {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: Some(pki.ca.clone()),
+        })
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v3.0.8", h.uri());
     let run = |extra: Vec<String>| {
         let url = url.clone();
         let pki = pki.clone();
@@ -448,9 +446,7 @@ async fn contract_checker_behind_prefix_token_and_mtls() {
         .any(|c| c["name"] == "network/encrypted-identity"
             && c["evidence"].as_str().unwrap_or("").starts_with("200")));
     assert!(
-        h.sim
-            .journal
-            .tail(10_000)
+        h.journal()
             .iter()
             .all(|e| e.version.as_deref() == Some("v3.0.8")),
         "every call went through the version segment"

@@ -31,12 +31,15 @@
 //! | `test_pki` | (feature `test-pki`) throw-away CA, server and client certificates for TLS tests |
 //! | [`testermint`] | `--compat testermint`: the network's integration-test mock, per-Host nodes on one port, its control API, real vectors and verdicts |
 //! | [`tls`] | TLS and mTLS on both ports (rustls) |
+//! | [`server`] | [`SimServer`]: the embedding builder (start, `uri()`, faults, journal, reset, drop = shut down) |
 //! | [`serve`] | the accept loop: connection limits, timeouts, back-off, faults that cut the TCP connection, shutdown |
 //! | [`clock`] | (re-export of `mlnode-support`) the scaled clock shared with the validator |
 //! | [`encrypted`] | the encrypted-inference envelope: X25519 identity, HPKE open/seal, replay store |
 //! | [`error`] | the FastAPI `{"detail": ...}` error response |
 //!
-//! Embedding: [`build_node`] + [`spawn`] start a node on `127.0.0.1:0` in-process.
+//! Embedding: [`SimServer::builder`] — `.scenario("fraud-int4").time_scale(1000.0)
+//! .start().await` → [`SimServer::uri`], faults, journal, reset; dropped, it shuts down
+//! (wiremock-rs style). [`build_node`] + [`spawn_sim`] are the parts it is made of.
 
 pub mod admin;
 pub mod api;
@@ -58,6 +61,7 @@ pub mod port;
 pub mod refs;
 pub mod replica;
 pub mod serve;
+pub mod server;
 pub mod session;
 pub mod sim;
 #[cfg(feature = "test-pki")]
@@ -80,6 +84,7 @@ pub use mlnode_support::clock::{self, SimClock};
 pub use mlnode_support::{init_logging, ColorChoice};
 pub use node::Node;
 pub use serve::{serve, serve_router, serve_sim, serve_sim_ports};
+pub use server::{SimServer, SimServerBuilder};
 pub use sim::ServeLimits;
 pub use sim::{Sim, SimOptions};
 

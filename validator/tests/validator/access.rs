@@ -2,33 +2,16 @@
 //! URL, behind a gateway's bearer token, over TLS and mTLS (`--auth-token`, `--ca-cert`,
 //! `--client-cert/--client-key`). The same validation, the same verdict.
 
-use std::sync::Arc;
-
-use mlnode_sim::{Sim, SimOptions};
-
 use crate::util::*;
-
-/// A Qwen node served with `opts` on 127.0.0.1:0.
-async fn node_with(opts: SimOptions) -> mlnode_sim::SimHandle {
-    let node = mlnode_sim::build_node(
-        mlnode_sim::NodeConfig {
-            time_scale: SCALE.parse().unwrap(),
-            ..deployed()
-        },
-        Some(&artifacts()),
-    )
-    .unwrap();
-    mlnode_sim::spawn_sim(Sim::new(node, opts)).await.unwrap()
-}
 
 #[tokio::test]
 async fn a_versioned_url_behind_a_token_passes_and_the_token_is_never_written() {
-    let h = node_with(SimOptions {
-        auth_token: Some(Arc::from("s3cret-token")),
-        ..SimOptions::default()
-    })
-    .await;
-    let url = format!("{}/v3.0.8", h.url());
+    let h = sim_builder(deployed())
+        .auth_token("s3cret-token")
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v3.0.8", h.uri());
     // Without the token: every call is a 401 that the run names.
     let (out, text, _dir) = validate(&url, QWEN, &["--skip-download", "--skip-deploy"]).await;
     assert_eq!(out.exit_code, 1, "{text}");
@@ -46,7 +29,7 @@ async fn a_versioned_url_behind_a_token_passes_and_the_token_is_never_written() 
     )
     .await;
     assert_eq!(out.exit_code, 0, "{text}");
-    let journal = h.sim.journal.tail(1000);
+    let journal = h.sim().journal.tail(1000);
     assert!(!journal.is_empty());
     let versioned = journal
         .iter()
@@ -74,18 +57,17 @@ async fn a_versioned_url_behind_a_token_passes_and_the_token_is_never_written() 
 async fn tls_and_mtls_with_the_ca_and_the_client_certificate() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = mlnode_sim::test_pki::generate(pki_dir.path()).unwrap();
-    let acceptor = mlnode_sim::tls::acceptor(&mlnode_sim::tls::TlsFiles {
-        cert: pki.server_cert.clone(),
-        key: pki.server_key.clone(),
-        client_ca: Some(pki.ca.clone()),
-    })
-    .unwrap();
-    let h = node_with(SimOptions {
-        tls: Some(acceptor),
-        ..SimOptions::default()
-    })
-    .await;
-    let url = format!("https://{}/v3.0.8", h.addr);
+    let h = sim_builder(deployed())
+        .tls(&mlnode_sim::tls::TlsFiles {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: Some(pki.ca.clone()),
+        })
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v3.0.8", h.uri());
     let ca = pki.ca.display().to_string();
     let (cert, key) = (
         pki.client_cert.display().to_string(),
@@ -138,7 +120,7 @@ async fn bad_access_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("ca.pem");
     std::fs::write(&bogus, "not a certificate").unwrap();
-    let (out, text, rdir) = validate(&h.url(), QWEN, &["--ca-cert", bogus.to_str().unwrap()]).await;
+    let (out, text, rdir) = validate(&h.uri(), QWEN, &["--ca-cert", bogus.to_str().unwrap()]).await;
     assert_eq!(out.exit_code, 1, "{text}");
     assert!(text.contains("--ca-cert"), "{text}");
     assert!(out.reports.is_some(), "reports are written");

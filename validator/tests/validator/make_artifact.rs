@@ -19,7 +19,7 @@ async fn output_validates_pass_against_the_same_node() {
         "mlnode-make-artifact",
         vec![
             "--mlnode-url".into(),
-            h.url(),
+            h.uri(),
             "--model".into(),
             "Qwen/Qwen3-0.6B".into(),
             "--num-nonces".into(),
@@ -70,7 +70,7 @@ async fn output_validates_pass_against_the_same_node() {
         serde_json::json!({"dtype": "f16", "k_dim": 12, "endian": "le"})
     );
     let (out, text, _d) = validate(
-        &h.url(),
+        &h.uri(),
         "Qwen/Qwen3-0.6B",
         &[
             "--reference",
@@ -91,7 +91,7 @@ async fn output_validates_pass_against_the_same_node() {
         "mlnode-make-artifact",
         strings(&[
             "--mlnode-url",
-            &h.url(),
+            &h.uri(),
             "--model",
             "m",
             "--additional-args",
@@ -109,7 +109,7 @@ async fn output_validates_pass_against_the_same_node() {
     let h2 = spawn_sim(NodeConfig::default()).await;
     let res = run_bin(
         "mlnode-make-artifact",
-        strings(&["--mlnode-url", &h2.url(), "--model", QWEN, "--out"])
+        strings(&["--mlnode-url", &h2.uri(), "--model", QWEN, "--out"])
             .into_iter()
             .chain([dir.path().join("y.json").display().to_string()])
             .collect(),

@@ -164,7 +164,7 @@ async fn model_override_is_what_the_node_downloads() {
     r["model"] = json!("deepseek-ai/DeepSeek-V4-Flash-0731");
     let rp = write(tmp.path(), "ds.json", &r);
     let (out, text, _d) = validate(
-        &h.url(),
+        &h.uri(),
         "deepseek-ai/DeepSeek-V4-Flash-0731",
         &[
             "--node-config",
@@ -228,7 +228,7 @@ async fn several_references_exit_the_worst() {
             a.push(r.display().to_string());
         }
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let (out, text, _d) = validate(&h.url(), QWEN, &a).await;
+        let (out, text, _d) = validate(&h.uri(), QWEN, &a).await;
         assert_eq!(out.exit_code, code, "{refs:?}\n{text}");
         assert_eq!(out.references.len(), 2);
         let summary = read_json(&exp.path().join("summary.json"));
@@ -278,7 +278,7 @@ async fn every_real_reference_validates_pass() {
         }
         let h = spawn_sim(cfg).await;
         let (out, text, _d) = validate(
-            &h.url(),
+            &h.uri(),
             &model,
             &[
                 "--reference",
@@ -316,7 +316,7 @@ async fn a_mixed_fleet_in_one_command() {
             let mut cfg = mlnode_sim::fixtures::load_scenario(scenario).unwrap().node;
             cfg.deployed_model = Some(QWEN.into());
             let h = spawn_sim(cfg).await;
-            let p = h.addr.port();
+            let p = h.address().port();
             handles.push(h);
             p
         };
@@ -398,8 +398,8 @@ async fn a_signal_stops_every_node_of_a_fleet() {
     for i in 0..3 {
         let h = spawn_sim(deployed()).await;
         nodes.push(
-            json!({"id": format!("n{i}"), "host": "127.0.0.1", "inference_port": h.addr.port(),
-            "poc_port": h.addr.port(), "models": {QWEN: {"args": []}}}),
+            json!({"id": format!("n{i}"), "host": "127.0.0.1", "inference_port": h.address().port(),
+            "poc_port": h.address().port(), "models": {QWEN: {"args": []}}}),
         );
         handles.push(h);
     }
@@ -428,12 +428,12 @@ async fn a_signal_stops_every_node_of_a_fleet() {
     let report = read_json(&exp.join("fleet_report.json"));
     assert_eq!(report["summary"]["interrupted"], 3, "{report}");
     for h in &handles {
-        let st: Value = reqwest::get(format!("{}/api/v1/inference/pow/status", h.url()))
+        let st: Value = reqwest::get(format!("{}/api/v1/inference/pow/status", h.uri()))
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        assert_eq!(st["status"], "IDLE", "generation stopped on {}", h.url());
+        assert_eq!(st["status"], "IDLE", "generation stopped on {}", h.uri());
     }
 }

@@ -10,7 +10,7 @@ use crate::util::*;
 async fn cli_overrides_and_skips() {
     let h = spawn_sim(deployed()).await;
     let (out, text, _d) = validate(
-        &h.url(),
+        &h.uri(),
         QWEN,
         &[
             "--skip-download",
@@ -33,7 +33,7 @@ async fn cli_overrides_and_skips() {
     assert_eq!(rep["throughput"], Value::Null);
     // --skip-validate → "validation skipped", exit 0.
     let (out, _, _d) = validate(
-        &h.url(),
+        &h.uri(),
         QWEN,
         &[
             "--skip-download",
@@ -49,11 +49,11 @@ async fn cli_overrides_and_skips() {
     );
     // --skip-deploy against a node with nothing running is an error.
     let h2 = spawn_sim(NodeConfig::default()).await;
-    let (out, _, _d) = validate(&h2.url(), QWEN, &["--skip-download", "--skip-deploy"]).await;
+    let (out, _, _d) = validate(&h2.uri(), QWEN, &["--skip-download", "--skip-deploy"]).await;
     assert_eq!(out.exit_code, 1);
     assert!(out.error.unwrap().contains("--skip-deploy"));
     // An already running vLLM: the deploy config was NOT applied, said in report and console.
-    let (out, text, _d) = validate(&h.url(), QWEN, &["--skip-download", "--skip-throughput"]).await;
+    let (out, text, _d) = validate(&h.uri(), QWEN, &["--skip-download", "--skip-throughput"]).await;
     assert_eq!(out.exit_code, 0);
     let rep = report_json(&out);
     assert_eq!(rep["deploy"]["action"], "already_running");
@@ -146,14 +146,14 @@ async fn an_unusable_exp_dir_is_found_before_the_phases() {
     let h = spawn_sim(deployed()).await;
     let t0 = std::time::Instant::now();
     let (out, _, _d) = validate(
-        &h.url(),
+        &h.uri(),
         QWEN,
         &["--exp-dir", file.join("sub").to_str().unwrap()],
     )
     .await;
     assert_eq!(out.exit_code, 1);
     assert!(out.error.unwrap().contains("cannot write reports"));
-    let journal = h.sim.journal.total();
+    let journal = h.sim().journal.total();
     assert_eq!(journal, 0, "no request reached the node");
     assert!(t0.elapsed() < std::time::Duration::from_secs(5));
 }
@@ -233,12 +233,12 @@ async fn all_references_skip_what_is_not_a_regular_file() {
         "--skip-download",
         "--skip-throughput",
     ]);
-    let (url, a) = (h.url(), flags.clone());
+    let (url, a) = (h.uri(), flags.clone());
     let (out, text) = tokio::task::spawn_blocking(move || validate_within(20, url, QWEN, a))
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0, "{text}");
-    let (url, a) = (h.url(), strings(&["--artifacts-dir", &arts]));
+    let (url, a) = (h.uri(), strings(&["--artifacts-dir", &arts]));
     let (out, _) =
         tokio::task::spawn_blocking(move || validate_within(20, url, "Qwen/Qwen3-32B-FP9", a))
             .await
@@ -258,7 +258,7 @@ async fn the_scale_is_learnt_from_the_node_over_the_runs_one_connection() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let h = spawn_sim(deployed()).await;
-    let node_addr = h.url().trim_start_matches("http://").to_owned();
+    let node_addr = h.uri().trim_start_matches("http://").to_owned();
     let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_url = format!("http://{}", relay.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));

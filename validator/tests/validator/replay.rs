@@ -44,7 +44,7 @@ async fn a_recorded_run_replays_to_the_same_verdict() {
     ] {
         let node = spawn_sim(mlnode_sim::fixtures::load_scenario(scenario).unwrap().node).await;
         let rec_dir = tempfile::tempdir().unwrap();
-        let rec = Recorder::new(&node.url(), rec_dir.path()).unwrap();
+        let rec = Recorder::new(&node.uri(), rec_dir.path()).unwrap();
         let (proxy, stop) = serve(record_app(rec)).await;
         let (first, _, _d1) = validate(&proxy, model, &[]).await;
         let _ = stop.send(());
@@ -78,7 +78,7 @@ async fn a_recorded_run_replays_to_the_same_verdict() {
 async fn unrecorded_requests_are_named_and_secrets_are_left_out() {
     let node = spawn_sim(deployed()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (proxy, stop) = serve(record_app(Recorder::new(&node.url(), dir.path()).unwrap())).await;
+    let (proxy, stop) = serve(record_app(Recorder::new(&node.uri(), dir.path()).unwrap())).await;
     let http = reqwest::Client::new();
     let r = http
         .get(format!("{proxy}/api/v1/state"))

@@ -267,7 +267,7 @@ async fn throughput_average_is_the_configured_rate() {
             ..deployed()
         })
         .await;
-        let want = h.node.profile.nonces_per_second() * f64::from(replicas);
+        let want = h.sim().node().profile.nonces_per_second() * f64::from(replicas);
         // The default window, and a longer one; then short ones (rate checked > 0 only:
         // whole batches make a lifetime average lag by up to batch / (rate · t)).
         for (warmup, measure, interval) in [
@@ -277,7 +277,7 @@ async fn throughput_average_is_the_configured_rate() {
             ("2", "2", "1"),
         ] {
             let (out, text, _d) = validate(
-                &h.url(),
+                &h.uri(),
                 QWEN,
                 &[
                     "--skip-download",
@@ -325,7 +325,7 @@ async fn binary_validates_real_references_pass() {
             "mlnode-validate",
             vec![
                 "--mlnode-url".into(),
-                h.url(),
+                h.uri(),
                 "--model".into(),
                 model.into(),
                 "--time-scale".into(),

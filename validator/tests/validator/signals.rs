@@ -56,7 +56,7 @@ async fn a_signal_in_each_phase_writes_a_partial_report() {
     for (cfg, extra, phase, sig) in cases {
         let h = spawn_sim(cfg).await;
         let dir = tempfile::tempdir().unwrap();
-        let (out, text) = validate_in(dir.path(), &h.url(), QWEN, &extra, after(300, sig)).await;
+        let (out, text) = validate_in(dir.path(), &h.uri(), QWEN, &extra, after(300, sig)).await;
         assert_eq!(out.exit_code, 128 + sig.number(), "{phase}: {text}");
         assert!(text.contains("Interrupted"), "{text}");
         let rep = read_json(&dir.path().join("validate_report.json"));
@@ -69,7 +69,7 @@ async fn a_signal_in_each_phase_writes_a_partial_report() {
             .unwrap();
         assert_eq!(p["state"], "interrupted", "{phase}: {rep}");
         assert!(dir.path().join("validate_report.txt").exists());
-        assert!(pow_idle(&h.url()).await, "{phase}: generation stopped");
+        assert!(pow_idle(&h.uri()).await, "{phase}: generation stopped");
         h.shutdown().await;
     }
 }
@@ -78,23 +78,21 @@ async fn a_signal_in_each_phase_writes_a_partial_report() {
 #[tokio::test]
 async fn a_signal_during_validation() {
     // Node and validator in real time: the node's 60 s proxy timeout must not fire first.
-    let node = mlnode_sim::build_node(
-        NodeConfig {
-            time_scale: 1.0,
-            faults: mlnode_sim::config::Faults {
-                generate_delay_seconds: Some(1e6),
-                ..Default::default()
-            },
-            ..deployed()
+    let h = sim_builder(NodeConfig {
+        faults: mlnode_sim::config::Faults {
+            generate_delay_seconds: Some(1e6),
+            ..Default::default()
         },
-        Some(&artifacts()),
-    )
+        ..deployed()
+    })
+    .time_scale(1.0)
+    .start()
+    .await
     .unwrap();
-    let h = mlnode_sim::spawn(node).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (out, text) = validate_in(
         dir.path(),
-        &h.url(),
+        &h.uri(),
         QWEN,
         // Real time: the node's 60 s proxy timeout must not fire before the signal.
         &[
@@ -128,7 +126,7 @@ async fn the_binary_handles_sigterm_and_sighup() {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlnode-validate"))
             .args([
                 "--mlnode-url",
-                &h.url(),
+                &h.uri(),
                 "--model",
                 QWEN,
                 "--skip-download",
@@ -147,7 +145,7 @@ async fn the_binary_handles_sigterm_and_sighup() {
             .unwrap();
         // Wait until the run is mining (the node says GENERATING), then signal it.
         let t0 = std::time::Instant::now();
-        while pow_idle(&h.url()).await {
+        while pow_idle(&h.uri()).await {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
                 "the run never started mining"
@@ -167,7 +165,7 @@ async fn the_binary_handles_sigterm_and_sighup() {
             dir.path().join("validate_report.json").exists(),
             "SIG{name}: report written"
         );
-        assert!(pow_idle(&h.url()).await, "SIG{name}: generation stopped");
+        assert!(pow_idle(&h.uri()).await, "SIG{name}: generation stopped");
         h.shutdown().await;
     }
 }

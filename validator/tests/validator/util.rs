@@ -82,16 +82,17 @@ pub fn report_json(out: &Outcome) -> Value {
     read_json(&out.reports.as_ref().expect("reports written").report)
 }
 
-pub async fn spawn_sim(cfg: NodeConfig) -> mlnode_sim::SimHandle {
-    let node = mlnode_sim::build_node(
-        NodeConfig {
-            time_scale: SCALE.parse().unwrap(),
-            ..cfg
-        },
-        Some(&artifacts()),
-    )
-    .unwrap();
-    mlnode_sim::spawn(node).await.unwrap()
+/// A node from `cfg` at the suite's time scale, serving the repository's references.
+pub async fn spawn_sim(cfg: NodeConfig) -> mlnode_sim::SimServer {
+    sim_builder(cfg).start().await.unwrap()
+}
+
+/// The builder [`spawn_sim`] starts (for options: token, TLS, admin).
+pub fn sim_builder(cfg: NodeConfig) -> mlnode_sim::SimServerBuilder {
+    mlnode_sim::SimServer::builder()
+        .config(cfg)
+        .time_scale(SCALE.parse().unwrap())
+        .references(artifacts())
 }
 
 /// A node with the Qwen reference model deployed (phases 1–2 are instant).
