@@ -139,17 +139,7 @@ const PROFILES: &str = include_str!("../../fixtures/profiles.toml");
 const CATALOG: &str = include_str!("../../fixtures/catalog.toml");
 
 /// The golden references shipped in `artifacts/`, compiled in as a fallback.
-pub const REFERENCES: &[(&str, &str)] = &[
-    (
-        "qwen-qwen3-32b-fp8.json",
-        include_str!("../../artifacts/qwen-qwen3-32b-fp8.json"),
-    ),
-    (
-        "minimaxai-minimax-m2.7.json",
-        include_str!("../../artifacts/minimaxai-minimax-m2.7.json"),
-    ),
-];
-
+pub use mlnode_support::paths::EMBEDDED_REFERENCES as REFERENCES;
 pub use mlnode_support::paths::default_artifacts_dir;
 
 fn invalid(file: &str, reason: impl std::fmt::Display) -> FixtureError {

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`clock`] | [`SimClock`]: simulated seconds at a time scale, scaled sleeps and timeouts |
 //! | [`logging`] | one `tracing` subscriber for every binary, colour on a terminal only |
-//! | [`paths`] | the default artifacts directory (`MLNODE_ARTIFACTS_DIR`, `./artifacts`, the repo's) |
+//! | [`paths`] | the artifacts directory and where it came from (flag, `MLNODE_ARTIFACTS_DIR`, `./artifacts`, the checkout's, else the six real references compiled in) |
 
 pub mod clock;
 pub mod logging;

@@ -37,6 +37,8 @@ pub enum ReferenceSource {
     Flag,
     ArtifactsDir,
     AllReferences,
+    /// No artifacts directory was found: the references compiled into the binary.
+    Embedded,
 }
 
 impl ReferenceSource {
@@ -45,6 +47,9 @@ impl ReferenceSource {
             ReferenceSource::Flag => "--reference",
             ReferenceSource::ArtifactsDir => "artifacts dir (by model id)",
             ReferenceSource::AllReferences => "--all-references",
+            ReferenceSource::Embedded => {
+                "compiled-in reference: no artifacts dir found (--artifacts-dir or MLNODE_ARTIFACTS_DIR win)"
+            }
         }
     }
 }

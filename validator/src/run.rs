@@ -81,10 +81,9 @@ pub fn resolve(
     node_config: Option<&NodeConfig>,
 ) -> Result<Inputs, String> {
     args.check()?;
-    let artifacts_dir = args
-        .artifacts_dir
-        .clone()
-        .unwrap_or_else(mlnode_support::paths::default_artifacts_dir);
+    let found = mlnode_support::paths::artifacts_dir(args.artifacts_dir.as_deref());
+    let embedded = found.source == mlnode_support::paths::ArtifactsSource::Embedded;
+    let artifacts_dir = found.path;
     // (path, where it came from, the reference when it is already loaded)
     type Wanted = (PathBuf, reference::ReferenceSource, Option<Reference>);
     let paths: Vec<Wanted> = if args.all_references {
@@ -101,6 +100,11 @@ pub fn resolve(
             .collect()
     } else if args.reference.is_empty() {
         let (p, s) = reference::expected_path(&args.model, None, &artifacts_dir);
+        let s = if embedded {
+            reference::ReferenceSource::Embedded
+        } else {
+            s
+        };
         vec![(p, s, None)]
     } else {
         args.reference
