@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mlnode_conformance::{checks, outcome, Target};
 use mlnode_validator::endpoint::{self, Deploy};
 
 /// Check that an MLNode honours the PoC v2 contract — including that it catches fraud.
 #[derive(Debug, Parser)]
-#[command(name = "mlnode-conformance", version)]
+#[command(name = "mlnode-conformance", version = mlnode_support::cli::LONG_VERSION)]
 struct Cli {
     /// Node base URL, or `sim:<scenario>` (embedded simulator with the model deployed).
     #[arg(long)]
@@ -48,6 +48,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() {
+    mlnode_support::cli::generate_and_exit_if_asked(Cli::command);
     let cli = Cli::parse();
     mlnode_support::init_logging("warn", mlnode_support::ColorChoice::Auto);
     std::process::exit(run(cli).await);

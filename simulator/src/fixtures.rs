@@ -138,9 +138,9 @@ scenarios!(
 const PROFILES: &str = include_str!("../../fixtures/profiles.toml");
 const CATALOG: &str = include_str!("../../fixtures/catalog.toml");
 
+pub use mlnode_support::paths::default_artifacts_dir;
 /// The golden references shipped in `artifacts/`, compiled in as a fallback.
 pub use mlnode_support::paths::EMBEDDED_REFERENCES as REFERENCES;
-pub use mlnode_support::paths::default_artifacts_dir;
 
 fn invalid(file: &str, reason: impl std::fmt::Display) -> FixtureError {
     FixtureError::Invalid {

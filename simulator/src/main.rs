@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mlnode_sim::fixtures;
 
 /// A simulated Gonka MLNode (PoC v2): the node's HTTP API without a GPU.
 #[derive(Debug, Parser)]
-#[command(name = "mlnode-sim", version, args_conflicts_with_subcommands = true)]
+#[command(name = "mlnode-sim", version = mlnode_support::cli::LONG_VERSION, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -275,6 +275,7 @@ fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
+    mlnode_support::cli::generate_and_exit_if_asked(Cli::command);
     let cli = Cli::parse();
     mlnode_sim::init_logging("info", cli.color.into());
     if cli.admin && cli.admin_token.is_none() && !is_loopback(&cli.host) && !cli.admin_insecure {

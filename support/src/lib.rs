@@ -7,10 +7,12 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`cli`] | the long `--version` (commit, build date) and `--generate` (completions, man page) of every binary |
 //! | [`clock`] | [`SimClock`]: simulated seconds at a time scale, scaled sleeps and timeouts |
 //! | [`logging`] | one `tracing` subscriber for every binary, colour on a terminal only |
 //! | [`paths`] | the artifacts directory and where it came from (flag, `MLNODE_ARTIFACTS_DIR`, `./artifacts`, the checkout's, else the six real references compiled in) |
 
+pub mod cli;
 pub mod clock;
 pub mod logging;
 pub mod paths;

@@ -88,7 +88,10 @@ pub fn artifacts_dir(flag: Option<&Path>) -> ArtifactsDir {
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts");
     if repo.is_dir() {
-        return found(repo.canonicalize().unwrap_or(repo), ArtifactsSource::Checkout);
+        return found(
+            repo.canonicalize().unwrap_or(repo),
+            ArtifactsSource::Checkout,
+        );
     }
     found(embedded_dir(), ArtifactsSource::Embedded)
 }
@@ -145,7 +148,10 @@ mod tests {
         for (name, text) in EMBEDDED_REFERENCES {
             assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *text);
         }
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), EMBEDDED_REFERENCES.len());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            EMBEDDED_REFERENCES.len()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             artifacts_dir(Some(Path::new("/x"))).source,

@@ -15,7 +15,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
     name = "mlnode-validate",
-    version,
+    version = mlnode_support::cli::LONG_VERSION,
     args_override_self = true,
     after_long_help = AFTER_HELP,
     after_help = "Exit codes: 0 pass / skipped, 2 fraud, 1 error, 130/143/129 signal. --help for examples."

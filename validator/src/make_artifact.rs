@@ -13,7 +13,7 @@ use crate::endpoint;
 
 /// Bake a golden reference (honest vectors for nonces 0..N-1) from a trusted MLNode.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mlnode-make-artifact", version)]
+#[command(name = "mlnode-make-artifact", version = mlnode_support::cli::LONG_VERSION)]
 pub struct MakeArtifactArgs {
     /// MLNode base URL (or `sim:<scenario>`: an embedded node with --model deployed).
     #[arg(long, required_unless_present = "bake_from", default_value = "")]

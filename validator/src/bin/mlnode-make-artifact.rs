@@ -1,11 +1,12 @@
 //! `mlnode-make-artifact`: bake a golden reference. Exit 0 on success, 1 on any error.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mlnode_validator::console::Console;
 use mlnode_validator::make_artifact::{self, MakeArtifactArgs};
 
 #[tokio::main]
 async fn main() {
+    mlnode_support::cli::generate_and_exit_if_asked(MakeArtifactArgs::command);
     let args = MakeArtifactArgs::parse();
     mlnode_support::init_logging("warn", mlnode_support::ColorChoice::Auto);
     match make_artifact::run(&args, &Console::stdout()).await {

@@ -7,6 +7,7 @@ use mlnode_validator::ValidateArgs;
 
 #[tokio::main]
 async fn main() {
+    mlnode_support::cli::generate_and_exit_if_asked(ValidateArgs::command);
     // Installed first: a signal from now on is handled, never fatal.
     let cancel = mlnode_validator::signals();
     let args = ValidateArgs::parse();
