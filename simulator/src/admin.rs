@@ -12,6 +12,7 @@
 //! | `POST /sim/v1/replicas/{i}/fault` `{"rate"?, "stall_after_seconds"?, "init_error"?}` | per-replica faults |
 //! | `GET /sim/v1/journal?limit=N` | the newest journal entries |
 //! | `GET /sim/v1/node` | this node: deploy, replicas and their versions, the reference served per round, local sink, faults |
+//! | `GET /sim/v1/inventory` | the served nodes in the node-config format (read-only: also without `--admin`) |
 //! | `GET /sim/v1/nodes` | the nodes of this process's fleet (id, url, seed, model, profile) |
 //! | `ANY /sim/v1/nodes/{id}/...` | node `id`'s own `/sim/v1/...` (load, reset, faults, journal) |
 
@@ -74,6 +75,43 @@ pub(crate) async fn node_view(SimState(sim): SimState) -> axum::Json<Value> {
         "local_sink": node.sink_summary(),
         "faults": sim.transport.states(),
     }))
+}
+
+/// The nodes this process serves, in the node-config format `mlnode-validate
+/// --inventory URL` reads. Read-only, so served without `--admin` too (a validation Job
+/// gathers a fleet from its pods). Nodes bound to an unspecified address (`--host
+/// 0.0.0.0`) are listed under the host name the client used to reach this one.
+#[utoipa::path(get, path = "/sim/v1/inventory", tag = "admin",
+    responses((status = 200, description = "The served nodes in the node-config format: a list of {id, host, inference_port, poc_port, max_concurrent, models}", body = Vec<Object>)))]
+pub(crate) async fn inventory(
+    SimState(sim): SimState,
+    headers: axum::http::HeaderMap,
+) -> axum::Json<mlnode_protocol::node_config::NodeConfig> {
+    let mut inv = match &sim.options.peers {
+        Some(p) if !p.members().is_empty() => crate::fleet::inventory(p),
+        _ => mlnode_protocol::node_config::NodeConfig(
+            sim.addresses()
+                .map(|(poc, inf)| crate::inventory::entry("node1", poc, inf, &sim.node()))
+                .into_iter()
+                .collect(),
+        ),
+    };
+    let asked = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().trim_matches(['[', ']']).to_owned());
+    if let Some(name) = asked {
+        for n in &mut inv.0 {
+            if n.host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified())
+            {
+                n.host.clone_from(&name);
+            }
+        }
+    }
+    axum::Json(inv)
 }
 
 /// The fleet this node belongs to (just itself when it serves alone).

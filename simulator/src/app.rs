@@ -69,6 +69,11 @@ pub fn shared() -> Router {
                 .merge(openai::routes())
                 .merge(encrypted::routes())
                 .merge(crate::admin::routes())
+                // Read-only: outside the admin gate.
+                .route(
+                    "/sim/v1/inventory",
+                    axum::routing::get(crate::admin::inventory),
+                )
                 .route(
                     mlnode_protocol::paths::OPENAPI,
                     axum::routing::get(crate::openapi::openapi_json),

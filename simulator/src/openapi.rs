@@ -66,6 +66,7 @@ use crate::{admin, api};
         admin::journal,
         admin::node_view,
         admin::nodes,
+        admin::inventory,
         admin::to_node,
     ),
     tags(

@@ -53,9 +53,11 @@ pub struct ValidateArgs {
     pub node_id: Option<String>,
     /// Validate a whole fleet: every node × model of this node-config list (URL from each
     /// node's host and poc_port), concurrently; one report folder per node under --exp-dir
-    /// and fleet_report.json. --model restricts the run to that model.
-    #[arg(long, help_heading = "Fleet", conflicts_with_all = ["node_config", "node_id"])]
-    pub inventory: Option<PathBuf>,
+    /// and fleet_report.json. --model restricts the run to that model. A file, or an
+    /// http(s) URL (a simulator's GET /sim/v1/inventory; --auth-token and the TLS flags
+    /// apply); repeat it to gather several (ids that clash get `@<host>` appended).
+    #[arg(long, value_name = "FILE|URL", help_heading = "Fleet", action = clap::ArgAction::Append, conflicts_with_all = ["node_config", "node_id"])]
+    pub inventory: Vec<String>,
     /// URL scheme for --inventory nodes.
     #[arg(long, default_value = "http", help_heading = "Fleet")]
     pub inventory_scheme: String,

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use futures_util::stream::{self, StreamExt};
-use mlnode_protocol::node_config::NodeEntry;
+use mlnode_protocol::node_config::{NodeConfig, NodeEntry};
 use mlnode_protocol::safe_id::safe_id;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -97,6 +97,61 @@ fn jobs<'a>(nodes: &'a [NodeEntry], model: &str) -> Vec<(&'a NodeEntry, String)>
     out
 }
 
+/// One inventory: a node-config file, or an http(s) URL (an `mlnode-sim`'s
+/// `GET /sim/v1/inventory`), read through the run's access settings and size-capped.
+async fn load_inventory(
+    source: &str,
+    access: &crate::access::Access,
+) -> Result<NodeConfig, String> {
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        return load_node_config(std::path::Path::new(source));
+    }
+    let http = access.client().map_err(|e| e.to_string())?;
+    let mut resp = http
+        .get(source)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| format!("inventory {source}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "inventory {source}: HTTP {}",
+            resp.status().as_u16()
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("inventory {source}: {e}"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > crate::run::MAX_NODE_CONFIG_BYTES {
+            return Err(format!(
+                "inventory {source}: over {} MiB",
+                crate::run::MAX_NODE_CONFIG_BYTES >> 20
+            ));
+        }
+    }
+    let text = String::from_utf8(body).map_err(|_| format!("inventory {source}: not UTF-8"))?;
+    NodeConfig::parse(&text).map_err(|e| format!("inventory {source}: {e}"))
+}
+
+/// Every `--inventory` merged, in order; a node id seen before gets `@<host>` appended
+/// (pods of one Deployment number their nodes alike).
+async fn gather(sources: &[String], access: &crate::access::Access) -> Result<NodeConfig, String> {
+    let mut all: Vec<NodeEntry> = Vec::new();
+    for s in sources {
+        for mut n in load_inventory(s, access).await?.0 {
+            if all.iter().any(|m| m.id == n.id) {
+                n.id = format!("{}@{}", n.id, n.host);
+            }
+            all.push(n);
+        }
+    }
+    Ok(NodeConfig(all))
+}
+
 /// Validate every node of `args.inventory`.
 pub async fn run(
     args: ValidateArgs,
@@ -113,13 +168,14 @@ pub async fn run(
             error: Some(e),
         }
     };
-    let Some(inv_path) = args.inventory.clone() else {
+    if args.inventory.is_empty() {
         return fail("no --inventory".into());
-    };
-    let inventory = match load_node_config(&inv_path) {
+    }
+    let inventory = match gather(&args.inventory, &args.access).await {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    let inv_path = PathBuf::from(args.inventory.join(", "));
     let runs = jobs(&inventory.0, &args.model);
     if runs.is_empty() {
         return fail(format!(
@@ -156,7 +212,7 @@ pub async fn run(
     let parsed = &inventory;
     let futures = runs.into_iter().enumerate().map(|(i, (node, model))| {
         let mut sub = args.clone();
-        sub.inventory = None;
+        sub.inventory = Vec::new();
         sub.mlnode_url = node.poc_url(&args.inventory_scheme);
         sub.model = model.clone();
         sub.node_config = Some(inv_path.clone());

@@ -54,7 +54,7 @@ fn now_iso() -> String {
 }
 
 /// The largest node-config file read.
-const MAX_NODE_CONFIG_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_NODE_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Read a node-config list (regular file, size-capped), naming the file in errors.
 pub fn load_node_config(path: &Path) -> Result<NodeConfig, String> {

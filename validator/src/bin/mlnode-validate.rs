@@ -24,7 +24,7 @@ async fn main() {
     }
     .quiet(args.quiet)
     .with_progress(ProgressMode::from(args.progress).enabled());
-    if args.inventory.is_some() {
+    if !args.inventory.is_empty() {
         let out = mlnode_validator::fleet::run(args, console, cancel).await;
         if json {
             match out.report.as_ref().map(serde_json::to_string_pretty) {

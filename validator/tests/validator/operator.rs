@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use mlnode_protocol::node_config::NodeConfig;
 use mlnode_sim::config::NodeConfig as SimConfig;
+use mlnode_validator::ValidateArgs;
 use serde_json::{json, Value};
 
 use crate::util::*;
@@ -436,4 +438,64 @@ async fn a_signal_stops_every_node_of_a_fleet() {
             .unwrap();
         assert_eq!(st["status"], "IDLE", "generation stopped on {}", h.uri());
     }
+}
+
+/// `--inventory` takes URLs too: each simulator's `GET /sim/v1/inventory` (served
+/// without `--admin`), gathered from several processes, clashing ids renamed.
+#[tokio::test]
+async fn a_fleet_gathered_from_inventory_urls() {
+    let a = spawn_sim(deployed()).await;
+    let b = spawn_sim(deployed()).await;
+    let inv: Value = reqwest::get(format!("{}/sim/v1/inventory", a.uri()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inv[0]["id"], "node1");
+    assert_eq!(inv[0]["poc_port"], a.address().port());
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ValidateArgs::try_parse_from([
+        "mlnode-validate",
+        "--inventory",
+        &format!("{}/sim/v1/inventory", a.uri()),
+        "--inventory",
+        &format!("{}/sim/v1/inventory", b.uri()),
+        "--time-scale",
+        SCALE,
+        "--skip-download",
+        "--skip-deploy",
+        "--artifacts-dir",
+        artifacts().to_str().unwrap(),
+        "--exp-dir",
+        tmp.path().to_str().unwrap(),
+        "--progress",
+        "never",
+    ])
+    .unwrap();
+    let (console, buf) = mlnode_validator::console::Console::buffer();
+    let out = mlnode_validator::fleet::run(args, console, std::future::pending()).await;
+    let text = buf.lock().unwrap().clone();
+    assert_eq!(out.exit_code, 0, "{text}");
+    let report = read_json(&tmp.path().join("fleet_report.json"));
+    let ids: Vec<&str> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["node1", "node1@127.0.0.1"]);
+    // A URL that is not an inventory: a clear error naming it.
+    let args = ValidateArgs::try_parse_from([
+        "mlnode-validate",
+        "--inventory",
+        &format!("{}/api/v1/state", a.uri()),
+        "--exp-dir",
+        tmp.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let (console, buf) = mlnode_validator::console::Console::buffer();
+    let out = mlnode_validator::fleet::run(args, console, std::future::pending()).await;
+    assert_eq!(out.exit_code, 1);
+    assert!(buf.lock().unwrap().contains("/api/v1/state"));
 }
