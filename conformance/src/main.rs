@@ -1,5 +1,5 @@
 //! `mlnode-conformance`: contract checks for any MLNode, simulated or real.
-//! Exit 0 all pass, 1 any check failed, 2 usage error or node unreachable.
+//! Exit 0 all pass, 1 any check failed or a usage error, 2 the node cannot be checked.
 
 use std::path::PathBuf;
 
@@ -9,7 +9,8 @@ use mlnode_validator::endpoint::{self, Deploy};
 
 /// Check that an MLNode honours the PoC v2 contract — including that it catches fraud.
 #[derive(Debug, Parser)]
-#[command(name = "mlnode-conformance", version = mlnode_support::cli::LONG_VERSION)]
+#[command(name = "mlnode-conformance", version = mlnode_support::cli::LONG_VERSION,
+    after_help = "Exit codes: 0 every check passed; 1 a check failed (or skipped, with --strict), or a usage error; 2 the node cannot be checked (unreachable, not an MLNode, a bad reference).")]
 struct Cli {
     /// Node base URL, or `sim:<scenario>` (embedded simulator with the model deployed).
     #[arg(long)]
@@ -49,7 +50,7 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     mlnode_support::cli::generate_and_exit_if_asked(Cli::command);
-    let cli = Cli::parse();
+    let cli = mlnode_support::cli::parse_or_exit::<Cli>();
     mlnode_support::init_logging("warn", mlnode_support::ColorChoice::Auto);
     std::process::exit(run(cli).await);
 }

@@ -9,7 +9,8 @@ use mlnode_sim::fixtures;
 
 /// A simulated Gonka MLNode (PoC v2): the node's HTTP API without a GPU.
 #[derive(Debug, Parser)]
-#[command(name = "mlnode-sim", version = mlnode_support::cli::LONG_VERSION, args_conflicts_with_subcommands = true)]
+#[command(name = "mlnode-sim", version = mlnode_support::cli::LONG_VERSION, args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 stopped by SIGINT/SIGTERM (or a listing printed); 1 usage error or cannot start (bind, files, TLS).")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -276,7 +277,7 @@ fn main() {
 
 async fn run() -> anyhow::Result<()> {
     mlnode_support::cli::generate_and_exit_if_asked(Cli::command);
-    let cli = Cli::parse();
+    let cli = mlnode_support::cli::parse_or_exit::<Cli>();
     mlnode_sim::init_logging("info", cli.color.into());
     if cli.admin && cli.admin_token.is_none() && !is_loopback(&cli.host) && !cli.admin_insecure {
         anyhow::bail!(

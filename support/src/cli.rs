@@ -14,6 +14,34 @@ pub const LONG_VERSION: &str = concat!(
     ")"
 );
 
+/// The exit code of a usage error (a typo, a bad value, a missing flag) on every
+/// binary: 1, never 2 — 2 is fraud for `mlnode-validate`, and a CI gate on `$? -eq 2`
+/// must not read a typo as fraud. (validate.py's argparse exits 2 here; we differ on
+/// purpose.)
+pub const EXIT_USAGE: i32 = 1;
+
+/// Parse the command line; `--help`/`--version` print and exit 0, a usage error prints
+/// clap's message and exits [`EXIT_USAGE`].
+pub fn parse_or_exit<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) => exit_with(e),
+    }
+}
+
+/// Print a clap error (help, version or usage) and exit with our code for it.
+pub fn exit_with(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let code = match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        _ => EXIT_USAGE,
+    };
+    let _ = e.print();
+    std::process::exit(code)
+}
+
 /// What `--generate` accepts.
 pub const GENERATE: &[&str] = &["bash", "zsh", "fish", "elvish", "powershell", "man"];
 

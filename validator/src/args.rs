@@ -57,6 +57,7 @@ pub struct ValidateArgs {
     /// http(s) URL (a simulator's GET /sim/v1/inventory; --auth-token and the TLS flags
     /// apply); repeat it to gather several (ids that clash get `@<host>` appended).
     #[arg(long, value_name = "FILE|URL", help_heading = "Fleet", action = clap::ArgAction::Append, conflicts_with_all = ["node_config", "node_id"])]
+    #[serde(serialize_with = "null_when_empty")]
     pub inventory: Vec<String>,
     /// URL scheme for --inventory nodes.
     #[arg(long, default_value = "http", help_heading = "Fleet")]
@@ -282,6 +283,15 @@ pub fn compose_deploy_args(
     }
     args.extend(extra.iter().cloned());
     args
+}
+
+/// An empty list as `null` (the report's `args` keep the type they had as an option).
+fn null_when_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        serde::Serialize::serialize(v, s)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use crate::endpoint;
 
 /// Bake a golden reference (honest vectors for nonces 0..N-1) from a trusted MLNode.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mlnode-make-artifact", version = mlnode_support::cli::LONG_VERSION)]
+#[command(name = "mlnode-make-artifact", version = mlnode_support::cli::LONG_VERSION,
+    after_help = "Exit codes: 0 reference written; 1 any error, usage errors included (nothing written).")]
 pub struct MakeArtifactArgs {
     /// MLNode base URL (or `sim:<scenario>`: an embedded node with --model deployed).
     #[arg(long, required_unless_present = "bake_from", default_value = "")]

