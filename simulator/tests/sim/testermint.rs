@@ -921,3 +921,74 @@ async fn tokenize_status_files_bounds_and_faults() {
         "known hosts still served"
     );
 }
+
+/// §4.3 rows 10–12, the legacy v1 routes: their state rules, fixed error texts and
+/// webhooks (dead paths in the network node, kept as the incumbent has them).
+#[tokio::test]
+async fn legacy_v1_pow_routes() {
+    let t = mock().await;
+    let d = dapi().await;
+    let h = "ml-0005.genesis.test:8080";
+    let err =
+        json!({"error": "Invalid state for validation. state = POW. powState = POW_GENERATING"});
+    let r = t.node(h, "POST", "/api/v1/pow/init/validate", None).await;
+    assert_eq!(
+        (r.status, r.json),
+        (400, err.clone()),
+        "needs POW + GENERATING"
+    );
+    let r = t.node(h, "POST", "/api/v1/pow/validate", None).await;
+    assert_eq!(
+        (r.status, r.json),
+        (400, json!({"error": "Invalid state for batch validation"}))
+    );
+    t.control(
+        "/api/v1/responses/poc",
+        json!({"weight": 3, "host_name": h}),
+    )
+    .await;
+    let r = t
+        .node(
+            h,
+            "POST",
+            &format!("{V}/api/v1/pow/init/generate"),
+            Some(json!({"url": d.url, "public_key": "pk", "block_hash": "B", "block_height": 2})),
+        )
+        .await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""));
+    assert_eq!(
+        t.node(h, "GET", "/api/v1/pow/status", None).await.json["status"],
+        "POW_GENERATING"
+    );
+    let again = t.node(h, "POST", "/api/v1/pow/init/generate", None).await;
+    assert_eq!(
+        (again.status, again.json),
+        (400, err),
+        "requires STOPPED + POW_STOPPED"
+    );
+    let got = d.wait(1).await;
+    assert_eq!(got[0].1["nonces"], json!([1, 2, 3]));
+    assert_eq!(got[0].1["dist"].as_array().unwrap().len(), 3);
+    assert_eq!(got[0].1["node_id"], 1, "v1 default node_id");
+    assert_eq!(
+        t.node(h, "POST", "/api/v1/pow/init/validate", None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.node(h, "GET", "/api/v1/pow/status", None).await.json["status"],
+        "POW_VALIDATING"
+    );
+    assert_eq!(
+        t.node(
+            h,
+            "POST",
+            "/api/v1/pow/validate",
+            Some(json!({"nonces": [1]}))
+        )
+        .await
+        .status,
+        200
+    );
+}
