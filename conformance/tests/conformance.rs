@@ -395,11 +395,7 @@ async fn contract_checker_behind_prefix_token_and_mtls() {
         })
         .references(artifacts())
         .auth_token("tok")
-        .tls(&mlnode_sim::tls::TlsFiles {
-            cert: pki.server_cert.clone(),
-            key: pki.server_key.clone(),
-            client_ca: Some(pki.ca.clone()),
-        })
+        .tls(&pki.server(true))
         .unwrap()
         .start()
         .await

@@ -20,6 +20,18 @@ pub struct Pki {
     pub foreign_key: PathBuf,
 }
 
+impl Pki {
+    /// The server's side: its certificate and key, and with `mtls` the CA that client
+    /// certificates must be signed by.
+    pub fn server(&self, mtls: bool) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            cert: self.server_cert.clone(),
+            key: self.server_key.clone(),
+            client_ca: mtls.then(|| self.ca.clone()),
+        }
+    }
+}
+
 fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, rcgen::Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

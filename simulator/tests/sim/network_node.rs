@@ -406,16 +406,12 @@ fn tls_client(
 async fn tls_and_mtls_on_both_ports() {
     let dir = tempfile::tempdir().unwrap();
     let pki = mlnode_sim::test_pki::generate(dir.path()).unwrap();
-    let files = |client_ca: Option<std::path::PathBuf>| mlnode_sim::tls::TlsFiles {
-        cert: pki.server_cert.clone(),
-        key: pki.server_key.clone(),
-        client_ca,
-    };
+
     // TLS only.
     let t = two(
         versioned_cfg(),
         SimOptions {
-            tls: Some(mlnode_sim::tls::acceptor(&files(None)).unwrap()),
+            tls: Some(mlnode_sim::tls::acceptor(&pki.server(false)).unwrap()),
             ..SimOptions::default()
         },
     )
@@ -435,7 +431,7 @@ async fn tls_and_mtls_on_both_ports() {
     let t = two(
         versioned_cfg(),
         SimOptions {
-            tls: Some(mlnode_sim::tls::acceptor(&files(Some(pki.ca.clone()))).unwrap()),
+            tls: Some(mlnode_sim::tls::acceptor(&pki.server(true)).unwrap()),
             ..SimOptions::default()
         },
     )

@@ -58,11 +58,7 @@ async fn tls_and_mtls_with_the_ca_and_the_client_certificate() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = mlnode_sim::test_pki::generate(pki_dir.path()).unwrap();
     let h = sim_builder(deployed())
-        .tls(&mlnode_sim::tls::TlsFiles {
-            cert: pki.server_cert.clone(),
-            key: pki.server_key.clone(),
-            client_ca: Some(pki.ca.clone()),
-        })
+        .tls(&pki.server(true))
         .unwrap()
         .start()
         .await
