@@ -29,10 +29,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// `router` behind the version-prefix stripping the serving loop applies before routing
-/// (`serve::dispatch`), for `oneshot` use.
+/// (`gateway::dispatch`), for `oneshot` use.
 fn with_gateway(router: Router) -> Router {
     Router::new().fallback_service(tower::service_fn(move |req| {
-        crate::serve::dispatch(router.clone(), req)
+        crate::gateway::dispatch(router.clone(), req)
     }))
 }
 

@@ -92,6 +92,18 @@ pub fn strip_version<B>(req: &mut axum::http::Request<B>) -> Result<(), ApiError
     Ok(())
 }
 
+/// Route one request: strip a version segment first (`gateway`), as the host's nginx
+/// does before the node sees the path.
+pub(crate) async fn dispatch(
+    router: axum::Router,
+    mut req: axum::extract::Request,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    if let Err(e) = strip_version(&mut req) {
+        return Ok(axum::response::IntoResponse::into_response(e));
+    }
+    tower::ServiceExt::oneshot(router, req).await
+}
+
 /// The gateway's token rule: `Authorization: Bearer <token>`, compared in constant time.
 /// `None` when the request may pass, else the 401 answer.
 pub fn check_token(expected: &str, headers: &axum::http::HeaderMap) -> Option<Response> {

@@ -25,7 +25,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
 use crate::node::Node;
 use crate::port::Port;
@@ -331,7 +330,7 @@ async fn connection(
     });
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(attached.clone());
-        dispatch(router.clone(), req.map(axum::body::Body::new))
+        crate::gateway::dispatch(router.clone(), req.map(axum::body::Body::new))
     });
     let io = match tls {
         None => Io::Plain(stream),
@@ -356,18 +355,6 @@ async fn connection(
 enum Io {
     Plain(tokio::net::TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
-}
-
-/// Route one request: strip a version segment first (`gateway`), as the host's nginx
-/// does before the node sees the path.
-pub(crate) async fn dispatch(
-    router: axum::Router,
-    mut req: axum::extract::Request,
-) -> Result<axum::response::Response, std::convert::Infallible> {
-    if let Err(e) = crate::gateway::strip_version(&mut req) {
-        return Ok(axum::response::IntoResponse::into_response(e));
-    }
-    router.oneshot(req).await
 }
 
 /// Serve HTTP/1.1 on `io` until it ends, a fault cuts it or the server closes.

@@ -322,6 +322,7 @@ pub(crate) fn empty(status: StatusCode) -> Response {
 /// `/files/*` — behind the journal and the per-host faults.
 pub fn app(mock: Arc<Mock>) -> axum::Router {
     routes::routes()
+        .merge(poc::routes())
         .merge(control::routes())
         .merge(chat::routes())
         .merge(tokenize::routes())

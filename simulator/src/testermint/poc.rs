@@ -27,6 +27,16 @@ use super::routes::{bad, with_host, V1_STATE_ERROR};
 use super::{empty, host_of, Fraud, Mock, ModelState, PowState, VALIDATIONS_KEPT};
 use crate::deviation::{rule_rng, BatchPosition, Deviation};
 
+/// The PoC routes that schedule webhooks (§4.3 rows 6, 7, 10, 12).
+pub(super) fn routes() -> axum::Router<Arc<Mock>> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/api/v1/inference/pow/init/generate", post(init_generate))
+        .route("/api/v1/inference/pow/generate", post(generate))
+        .route("/api/v1/pow/init/generate", post(v1_init_generate))
+        .route("/api/v1/pow/validate", post(v1_validate))
+}
+
 /// The scenario name weights are set under by default (`ModelState`).
 pub const DEFAULT_SCENARIO: &str = "ModelState";
 /// Artifacts per init when no weight is set.
@@ -147,7 +157,7 @@ fn weight(mock: &Mock, host: &str) -> i64 {
 }
 
 /// Route #6.
-pub(super) async fn init_generate(
+async fn init_generate(
     State(mock): State<Arc<Mock>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -259,7 +269,7 @@ pub(crate) fn verdict(v: &Value) -> Value {
 }
 
 /// Route #7.
-pub(super) async fn generate(
+async fn generate(
     State(mock): State<Arc<Mock>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -295,7 +305,7 @@ pub(super) async fn generate(
 }
 
 /// Route #10 (legacy v1): `{url}/generated` with consecutive nonces and a `dist` ramp.
-pub(super) async fn v1_init_generate(
+async fn v1_init_generate(
     State(mock): State<Arc<Mock>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -336,10 +346,7 @@ pub(super) async fn v1_init_generate(
 }
 
 /// Route #12 (legacy v1): the batch-validation callback, always honest as there.
-pub(super) async fn v1_validate(
-    State(mock): State<Arc<Mock>>,
-    req: axum::extract::Request,
-) -> Response {
+async fn v1_validate(State(mock): State<Arc<Mock>>, req: axum::extract::Request) -> Response {
     let headers = req.headers().clone();
     let ok = match with_host(&mock, &headers, |h| {
         h.model == ModelState::Pow && h.pow == PowState::Validating

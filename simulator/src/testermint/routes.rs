@@ -1,5 +1,5 @@
 //! The node-facing routes of the incumbent mock (network-node §4.3), one state machine
-//! per Host. Each is also served under one version segment (`/v3.0.8/...`), which the
+//! per Host (the PoC routes that send webhooks are in `poc`). Each is also served under one version segment (`/v3.0.8/...`), which the
 //! serving loop strips; `train/start`, `/status` and `/files/*` are plain only, as there.
 
 use std::sync::Arc;
@@ -20,19 +20,9 @@ pub(super) fn routes() -> Router<Arc<Mock>> {
         .route("/api/v1/stop", post(stop))
         .route("/api/v1/inference/up", post(inference_up))
         .route("/api/v1/train/start", post(train_start))
-        .route(
-            "/api/v1/inference/pow/init/generate",
-            post(super::poc::init_generate),
-        )
-        .route("/api/v1/inference/pow/generate", post(super::poc::generate))
         .route("/api/v1/inference/pow/status", get(pow_status))
         .route("/api/v1/inference/pow/stop", post(pow_stop))
-        .route(
-            "/api/v1/pow/init/generate",
-            post(super::poc::v1_init_generate),
-        )
         .route("/api/v1/pow/init/validate", post(v1_init_validate))
-        .route("/api/v1/pow/validate", post(super::poc::v1_validate))
         .route("/api/v1/pow/status", get(v1_status))
         .route("/status", get(status))
         .route("/files/{*path}", get(files))

@@ -84,6 +84,9 @@ async fn load_scenario_reset_and_replica_health() {
         NodeConfig {
             replicas: Some(2),
             deployed_model: Some(QWEN.into()),
+            // 200x, not the suite's 2000x: the 3-probe damping window (6 simulated s) must
+            // outlast the next request on a loaded CI machine (3 ms at 2000x did not).
+            time_scale: 200.0,
             ..cfg()
         },
         Some("t"),
