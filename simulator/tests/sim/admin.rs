@@ -111,9 +111,12 @@ async fn load_scenario_reset_and_replica_health() {
         2,
         "damping"
     );
-    tokio::time::sleep(Duration::from_millis(20)).await; // > 6 simulated seconds
-    let st = c.get("/api/v1/inference/pow/status").await.1;
-    assert_eq!(st["backends"].as_array().unwrap().len(), 1);
+    // Dropped once the damping window has passed (bounded poll, no fixed sleep).
+    let st = c
+        .wait_get("/api/v1/inference/pow/status", |v| {
+            v["backends"].as_array().is_some_and(|b| b.len() == 1)
+        })
+        .await;
     assert_eq!(st["backends"][0]["port"], 5001);
     let (_, init) = c
         .post("/api/v1/inference/pow/init/generate", init_body(QWEN))
