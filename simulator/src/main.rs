@@ -136,6 +136,12 @@ struct Cli {
     /// from --seed.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     nodes: Option<u32>,
+    /// Serve every node of --nodes/--fleet on ONE listener (--port), each request going to
+    /// the node its `Host` header names (`Host: node-0007:8080`), as the network's test
+    /// mock keys nodes; --inventory-out then lists each node with its id as host name
+    /// (resolve those names to this machine, e.g. with the test net's DNS rewrite).
+    #[arg(long, conflicts_with_all = ["inference_port", "tls_cert"])]
+    host_routing: bool,
     /// Serve the inference port (the OpenAI-compatible compat proxy, `inference_port`
     /// in node-config) on its own listener: this port (a fleet counts upward from it;
     /// 0 = chosen by the OS). Without it the PoC port's `/v1` routes serve inference.
@@ -504,6 +510,49 @@ async fn run() -> anyhow::Result<()> {
     let fleet = specs.len() > 1;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    let options = |peers: &std::sync::Arc<mlnode_sim::sim::Peers>| mlnode_sim::SimOptions {
+        admin: cli.admin,
+        admin_token: cli.admin_token.clone(),
+        journal_size: Some(cli.journal_size),
+        limits: Some(limits),
+        peers: Some(peers.clone()),
+        auth_token: cli.auth_token.as_deref().map(std::sync::Arc::from),
+        tls: tls.clone(),
+    };
+    let specs = if cli.host_routing {
+        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port))
+            .await
+            .with_context(|| format!("cannot bind {}:{}", cli.host, cli.port))?;
+        let addr = listener.local_addr()?;
+        let mut nodes = std::collections::HashMap::new();
+        for spec in specs {
+            let sim = mlnode_sim::Sim::new(
+                mlnode_sim::build_node_with(spec.cfg, &refs)?,
+                options(&peers),
+            );
+            peers.add(mlnode_sim::sim::Peer {
+                id: spec.id.clone(),
+                addr,
+                inference_addr: None,
+                sim: sim.clone(),
+            });
+            nodes.insert(spec.id, sim);
+        }
+        println!("{scheme}://{addr}");
+        tracing::info!(%addr, nodes = nodes.len(), "mlnode-sim listening, one node per Host header");
+        let mut stop = stop_rx.clone();
+        servers.spawn(mlnode_sim::serve::serve_by_host(
+            listener,
+            nodes,
+            limits,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+        Vec::new()
+    } else {
+        specs
+    };
     for (i, spec) in specs.into_iter().enumerate() {
         let node = mlnode_sim::build_node_with(spec.cfg, &refs)?;
         let port = if cli.port == 0 {
@@ -540,18 +589,7 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(%addr, inference = ?inference_addr, replicas = ?node.cfg.replicas, profile = %node.profile.name,
                 time_scale = node.clock.scale(), admin = cli.admin, "mlnode-sim listening");
         }
-        let sim = mlnode_sim::Sim::new(
-            node,
-            mlnode_sim::SimOptions {
-                admin: cli.admin,
-                admin_token: cli.admin_token.clone(),
-                journal_size: Some(cli.journal_size),
-                limits: Some(limits),
-                peers: Some(peers.clone()),
-                auth_token: cli.auth_token.as_deref().map(std::sync::Arc::from),
-                tls: tls.clone(),
-            },
-        );
+        let sim = mlnode_sim::Sim::new(node, options(&peers));
         peers.add(mlnode_sim::sim::Peer {
             id: spec.id,
             addr,
@@ -576,7 +614,14 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &cli.inventory_out {
-        let text = serde_json::to_string_pretty(&mlnode_sim::fleet::inventory(&peers))?;
+        let mut inv = mlnode_sim::fleet::inventory(&peers);
+        if cli.host_routing {
+            // One listener: the node is the host name.
+            for n in &mut inv.0 {
+                n.host.clone_from(&n.id);
+            }
+        }
+        let text = serde_json::to_string_pretty(&inv)?;
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

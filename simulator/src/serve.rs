@@ -125,7 +125,7 @@ async fn accept_loop(
         let ended = accept_until(
             &l,
             &router,
-            Some(&sim),
+            &Behind::Node(sim.clone()),
             refuse,
             &permits,
             &mut backoff,
@@ -174,7 +174,7 @@ enum Ended {
 async fn accept_until(
     l: &TcpListener,
     router: &axum::Router,
-    sim: Option<&Arc<Sim>>,
+    behind: &Behind,
     refuse: impl Fn() -> bool,
     permits: &Arc<Semaphore>,
     backoff: &mut Backoff,
@@ -202,7 +202,7 @@ async fn accept_until(
                         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                         continue;
                     }
-                    conns.spawn(connection(stream, router.clone(), sim.cloned(), close_rx.clone(), limits, permit));
+                    conns.spawn(connection(stream, router.clone(), behind.clone(), close_rx.clone(), limits, permit));
                 }
                 (_, Err(e)) => backoff.failed(&e).await,
                 (Err(_), _) => unreachable_closed(),
@@ -240,7 +240,7 @@ pub async fn serve_router(
     accept_until(
         &listener,
         &router,
-        None,
+        &Behind::Nothing,
         || false,
         &permits,
         &mut backoff,
@@ -298,13 +298,90 @@ impl Backoff {
     }
 }
 
+/// What a connection's requests are served by.
+#[derive(Clone)]
+enum Behind {
+    /// A router with no simulated node (record/replay).
+    Nothing,
+    /// One node per listener.
+    Node(Arc<Sim>),
+    /// Many nodes on one listener, chosen per request by the `Host` header's host name.
+    ByHost(Arc<std::collections::HashMap<String, Arc<Sim>>>),
+}
+
+/// Serve the nodes of `nodes` (id → node) on one listener: each request goes to the node
+/// whose id is the host name of its `Host` header (`Host: node-0007:8080`), as the
+/// network's test mock keys its nodes; an unknown host name is a 404 that lists a few of
+/// the ids served. Every node keeps its own ticker, journal, faults and state. The
+/// process-exit fault (which closes a node's listener) does not apply here: the
+/// listener is shared.
+pub async fn serve_by_host(
+    listener: TcpListener,
+    nodes: std::collections::HashMap<String, Arc<Sim>>,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let tickers: Vec<_> = nodes
+        .values()
+        .map(|sim| {
+            sim.set_addresses(addr, None);
+            tokio::spawn(sim.clone().run_ticker())
+        })
+        .collect();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = Backoff::new(limits.accept_backoff);
+    accept_until(
+        &listener,
+        &crate::app::shared(),
+        &Behind::ByHost(Arc::new(nodes)),
+        || false,
+        &permits,
+        &mut backoff,
+        limits,
+        shutdown,
+        std::future::pending(),
+    )
+    .await;
+    for t in tickers {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// The node a request's `Host` names, or the 404 that says which ones exist.
+fn by_host(
+    nodes: &std::collections::HashMap<String, Arc<Sim>>,
+    headers: &axum::http::HeaderMap,
+) -> Result<Arc<Sim>, crate::error::ApiError> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().to_owned())
+        .unwrap_or_default();
+    nodes.get(&host).cloned().ok_or_else(|| {
+        let mut some: Vec<&str> = nodes.keys().map(String::as_str).collect();
+        some.sort_unstable();
+        some.truncate(5);
+        crate::error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!(
+                "no node '{host}' on this listener: the Host header names the node ({} served, e.g. {})",
+                nodes.len(),
+                some.join(", ")
+            ),
+        )
+    })
+}
+
 /// Serve one connection; honour a [`ConnKill`] and graceful close. The permit is held
 /// until the connection ends. With TLS configured on the node the handshake comes first,
 /// bounded by the header-read timeout (a client that never finishes it holds no slot).
 async fn connection(
     stream: tokio::net::TcpStream,
     router: axum::Router,
-    sim: Option<Arc<Sim>>,
+    behind: Behind,
     close: watch::Receiver<bool>,
     limits: ServeLimits,
     _permit: OwnedSemaphorePermit,
@@ -321,6 +398,11 @@ async fn connection(
         return;
     };
     let (kill, kill_rx) = ConnKill::new();
+    let (sim, nodes) = match behind {
+        Behind::Nothing => (None, None),
+        Behind::Node(s) => (Some(s), None),
+        Behind::ByHost(n) => (None, Some(n)),
+    };
     let tls = sim.as_ref().and_then(|s| s.options.tls.clone());
     let attached = Arc::new(crate::sim::Attached {
         sim,
@@ -329,8 +411,26 @@ async fn connection(
         peer: stream.peer_addr().ok(),
     });
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(attached.clone());
-        crate::gateway::dispatch(router.clone(), req.map(axum::body::Body::new))
+        let this = match &nodes {
+            None => Ok(attached.clone()),
+            // One attachment per request: the node changes with the Host header.
+            Some(n) => by_host(n, req.headers()).map(|sim| {
+                Arc::new(crate::sim::Attached {
+                    sim: Some(sim),
+                    ..(*attached).clone()
+                })
+            }),
+        };
+        let router = router.clone();
+        async move {
+            match this {
+                Ok(a) => {
+                    req.extensions_mut().insert(a);
+                    crate::gateway::dispatch(router, req.map(axum::body::Body::new)).await
+                }
+                Err(e) => Ok(axum::response::IntoResponse::into_response(e)),
+            }
+        }
     });
     let io = match tls {
         None => Io::Plain(stream),

@@ -306,3 +306,55 @@ async fn fleet_nodes_get_their_own_inference_ports() {
         .as_str()
         .is_some_and(|u| u.ends_with(&inv.0[1].inference_port.to_string())));
 }
+
+/// A fleet on one listener, keyed by the `Host` header (as the network's test mock keys
+/// its nodes): each node its own state and journal; an unknown host is a 404 naming ids.
+#[tokio::test]
+async fn a_fleet_on_one_listener_keyed_by_host() {
+    use std::collections::HashMap;
+    let mut nodes = HashMap::new();
+    for (id, deployed) in [("node-a", true), ("node-b", false)] {
+        let cfg = mlnode_sim::NodeConfig {
+            deployed_model: deployed.then(|| QWEN.to_owned()),
+            ..cfg()
+        };
+        let sim = mlnode_sim::Sim::new(
+            mlnode_sim::build_node(cfg, None).unwrap(),
+            mlnode_sim::SimOptions::default(),
+        );
+        nodes.insert(id.to_owned(), sim);
+    }
+    let a = nodes["node-a"].clone();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(mlnode_sim::serve::serve_by_host(
+        l,
+        nodes,
+        mlnode_sim::ServeLimits::default(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let state = |host: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}/v3.0.8/api/v1/state"))
+                .header("host", format!("{host}:8080"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(state("node-a").await.1["state"], "INFERENCE");
+    assert_eq!(state("node-b").await.1["state"], "STOPPED");
+    let (code, v) = state("node-z").await;
+    assert_eq!(code, 404);
+    let d = v["detail"].as_str().unwrap();
+    assert!(d.contains("node-z") && d.contains("node-a"), "{d}");
+    assert_eq!(a.journal.tail(10).len(), 1, "only node-a's own request");
+    drop(tx);
+}
