@@ -235,12 +235,26 @@ pub async fn serve_router(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_until(&listener, &router, &Behind::Nothing, limits, shutdown).await;
+    Ok(())
+}
+
+/// [`accept_until`] on a listener that is never closed by a node going down (no
+/// process-exit fault) and refuses no connection: the record/replay servers and the
+/// Host-keyed fleet.
+async fn serve_until(
+    listener: &TcpListener,
+    router: &axum::Router,
+    behind: &Behind,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = Backoff::new(limits.accept_backoff);
     accept_until(
-        &listener,
-        &router,
-        &Behind::Nothing,
+        listener,
+        router,
+        behind,
         || false,
         &permits,
         &mut backoff,
@@ -249,7 +263,6 @@ pub async fn serve_router(
         std::future::pending(),
     )
     .await;
-    Ok(())
 }
 
 /// The semaphore is never closed; say so instead of panicking if that ever changes.
@@ -329,18 +342,12 @@ pub async fn serve_by_host(
             tokio::spawn(sim.clone().run_ticker())
         })
         .collect();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut backoff = Backoff::new(limits.accept_backoff);
-    accept_until(
+    serve_until(
         &listener,
         &crate::app::shared(),
         &Behind::ByHost(Arc::new(nodes)),
-        || false,
-        &permits,
-        &mut backoff,
         limits,
         shutdown,
-        std::future::pending(),
     )
     .await;
     for t in tickers {
