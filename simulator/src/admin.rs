@@ -96,12 +96,7 @@ pub(crate) async fn inventory(
                 .collect(),
         ),
     };
-    let asked = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        .map(|a| a.host().trim_matches(['[', ']']).to_owned());
-    if let Some(name) = asked {
+    if let Some(name) = crate::gateway::host_name(&headers) {
         for n in &mut inv.0 {
             if n.host
                 .parse::<std::net::IpAddr>()

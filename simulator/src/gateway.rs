@@ -26,6 +26,24 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionPrefix(pub Arc<str>);
 
+/// The path as the client sent it: `version`'s segment back in front of `path`.
+pub(crate) fn path_as_sent(version: Option<&str>, path: &str) -> String {
+    match version {
+        Some(v) => format!("/{v}{path}"),
+        None => path.to_owned(),
+    }
+}
+
+/// The host name of a request's `Host` header (no port; an IPv6 literal without its
+/// brackets), if it has a valid one.
+pub(crate) fn host_name(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().trim_matches(['[', ']']).to_owned())
+}
+
 /// First path segments of the routes of both ports (and of the test-mock mode): a path
 /// that starts with one of these is served as it is; any other first segment is a
 /// version and is stripped.

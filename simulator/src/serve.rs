@@ -361,12 +361,7 @@ fn by_host(
     nodes: &std::collections::HashMap<String, Arc<Sim>>,
     headers: &axum::http::HeaderMap,
 ) -> Result<Arc<Sim>, crate::error::ApiError> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        .map(|a| a.host().to_owned())
-        .unwrap_or_default();
+    let host = crate::gateway::host_name(headers).unwrap_or_default();
     nodes.get(&host).cloned().ok_or_else(|| {
         let mut some: Vec<&str> = nodes.keys().map(String::as_str).collect();
         some.sort_unstable();

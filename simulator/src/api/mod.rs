@@ -125,10 +125,7 @@ async fn observe<S: Route>(req: Request, next: S) -> Response {
         return resp;
     }
     // The path as the client sent it: the version segment back in front.
-    let path = match &version {
-        Some(v) => format!("/{v}{}", req.uri().path()),
-        None => req.uri().path().to_owned(),
-    };
+    let path = crate::gateway::path_as_sent(version.as_deref(), req.uri().path());
     let bytes = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

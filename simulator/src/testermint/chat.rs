@@ -100,10 +100,12 @@ fn default_response() -> Value {
 async fn completion(State(mock): State<Arc<Mock>>, req: Request) -> Response {
     let host = host_of(req.headers());
     // The exact path the client used, version segment included: configs are keyed on it.
-    let path = match req.extensions().get::<crate::gateway::VersionPrefix>() {
-        Some(v) => format!("/{}{}", v.0, req.uri().path()),
-        None => req.uri().path().to_owned(),
-    };
+    let path = crate::gateway::path_as_sent(
+        req.extensions()
+            .get::<crate::gateway::VersionPrefix>()
+            .map(|v| &*v.0),
+        req.uri().path(),
+    );
     let body = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
         Ok(b) => b,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),

@@ -381,10 +381,7 @@ async fn observe(
             seq: 0,
             host,
             method,
-            path: match &version {
-                Some(v) => format!("/{v}{path}"),
-                None => path,
-            },
+            path: crate::gateway::path_as_sent(version.as_deref(), &path),
             version,
             status: resp.status().as_u16(),
         });
