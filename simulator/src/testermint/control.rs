@@ -51,15 +51,19 @@ async fn stub(message: &'static str) -> Response {
     Json(json!({"status": "success", "message": message})).into_response()
 }
 
+/// The incumbent's 400 for a setter: `{"status": "error", "message": "Failed to set
+/// <what>: <cause>"}`.
+fn failed(what: &str, cause: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"status": "error", "message": format!("Failed to set {what}: {cause}")})),
+    )
+        .into_response()
+}
+
 /// The body of a control request, or its 400 (`what` names the setter).
 async fn bind<T: DeserializeOwned>(req: Request, what: &str) -> Result<T, Response> {
-    let fail = |e: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"status": "error", "message": format!("Failed to set {what}: {e}")})),
-        )
-            .into_response()
-    };
+    let fail = |e: String| failed(what, e);
     let body = axum::body::to_bytes(req.into_body(), 16 << 20)
         .await
         .map_err(|e| fail(e.to_string()))?;
@@ -296,15 +300,7 @@ async fn set_fraud(State(mock): State<Arc<Mock>>, req: Request) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let fail = |m: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(
-                json!({"status": "error", "message": format!("Failed to set fraud profile: {m}")}),
-            ),
-        )
-            .into_response()
-    };
+    let fail = |m: String| failed("fraud profile", m);
     let fraud = match (b.profile, b.mismatch) {
         (Some(_), Some(_)) => return fail("give profile or mismatch, not both".into()),
         (None, None) => None,
@@ -369,22 +365,14 @@ async fn set_fault(State(mock): State<Arc<Mock>>, req: Request) -> Response {
         times: b.times.filter(|&t| t > 0),
     };
     if StatusCode::from_u16(fault.status).is_err() || fault.status < 200 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"status": "error",
-                "message": format!("Failed to set fault: status {} is not an HTTP status (200-599)", fault.status)})),
-        )
-            .into_response();
+        return failed(
+            "fault",
+            format!("status {} is not an HTTP status (200-599)", fault.status),
+        );
     }
     let h = match mock.host(&b.host_name) {
         Ok(h) => h,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"status": "error", "message": format!("Failed to set fault: {e}")})),
-            )
-                .into_response()
-        }
+        Err(e) => return failed("fault", e),
     };
     h.lock()
         .unwrap_or_else(|e| e.into_inner())
