@@ -274,11 +274,14 @@ async fn generate(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(e) = with_host(&mock, &headers, |h| {
-        h.model = ModelState::Pow;
-        h.pow = PowState::Validating;
-    }) {
-        return e.into_response();
+    let host = match mock.host(&host_of(&headers)) {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
+    };
+    {
+        let mut g = host.lock().unwrap_or_else(|e| e.into_inner());
+        g.model = ModelState::Pow;
+        g.pow = PowState::Validating;
     }
     let v = lenient(&body);
     let url = match v["url"].as_str().filter(|u| !u.is_empty()) {
@@ -293,8 +296,9 @@ async fn generate(
         out[key] = v[key].clone();
     }
     out["node_id"] = json!(v["node_id"].as_i64().unwrap_or(0));
-    if let Ok(h) = mock.host(&host_of(&headers)) {
-        let mut g = h.lock().unwrap_or_else(|e| e.into_inner());
+    // The verdict is computed without the host's lock held; the same host keeps it.
+    {
+        let mut g = host.lock().unwrap_or_else(|e| e.into_inner());
         if g.validations.len() == VALIDATIONS_KEPT {
             g.validations.pop_front();
         }
